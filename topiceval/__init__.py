@@ -1,0 +1,59 @@
+"""topiceval: score single-cell embedded topic models on interpretability and clustering.
+
+Quick start::
+
+    import topiceval as te
+
+    outputs = te.TopicOutputs(topic_gene=beta, gene_names=genes, cell_topic=theta, name="my_model")
+    result = te.evaluate(outputs, gene_sets="hallmark", labels=cell_types)
+    result.scores      # TC, TD, TQ, IP
+    result.per_topic   # top genes and per-topic values
+
+``import topiceval`` never imports torch or any model library; models live in
+:mod:`topiceval.models` and :mod:`topiceval.adapters`, each an optional extra.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from topiceval.errors import GeneSetFormatError, InputError, TopicEvalError
+from topiceval.evaluate import METRICS, Evaluation, EvaluationOptions, evaluate
+from topiceval.gene_sets import GeneSets, read_gmt
+from topiceval.io import read_outputs, write_outputs_h5ad
+from topiceval.metrics import (
+    MetricResult,
+    interpretation_purity,
+    top_gene_indices,
+    topic_coherence,
+    topic_diversity,
+    topic_quality,
+)
+from topiceval.protocol import TopicModel, TopicOutputs, TrainableTopicModel
+
+try:
+    __version__ = version("topiceval")
+except PackageNotFoundError:  # pragma: no cover - source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "METRICS",
+    "Evaluation",
+    "EvaluationOptions",
+    "GeneSetFormatError",
+    "GeneSets",
+    "InputError",
+    "MetricResult",
+    "TopicEvalError",
+    "TopicModel",
+    "TopicOutputs",
+    "TrainableTopicModel",
+    "__version__",
+    "evaluate",
+    "interpretation_purity",
+    "read_gmt",
+    "read_outputs",
+    "top_gene_indices",
+    "topic_coherence",
+    "topic_diversity",
+    "topic_quality",
+    "write_outputs_h5ad",
+]
