@@ -1,0 +1,398 @@
+"""Gene-set collections: GMT reading and the sparse :class:`GeneSets` membership matrix.
+
+GMT format: one set a line, tab-separated: name, description (may be blank), then gene symbols.
+Accepted variations: gzip-compressed files (detected by content), blank lines, Enrichr-style
+weighted entries (``GENE,1.0`` reads as ``GENE``), repeated genes within a set (kept once),
+Windows line ends. Refused with :class:`~topiceval.errors.GeneSetFormatError`: duplicate set names,
+a line without a tab, an HTML page, text that is not UTF-8, a file with no sets.
+
+Case rule: with ``case="upper"`` (the default) symbols from the file and from the model are both
+upper-cased before matching, so ``Actb`` matches ``ACTB``; ``case="exact"`` compares them as
+written. The rule is recorded in :meth:`GeneSets.config`. Symbols are always matched whole
+(``HLA-C`` is never split into ``HLA`` and ``C``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from topiceval._utils import PathLike, as_path, preview, sha256_file
+from topiceval.errors import GeneSetFormatError, InputError
+
+__all__ = ["GeneSets", "Coverage", "read_gmt", "normalize_symbols", "CASE_RULES"]
+
+CaseRule = Literal["upper", "exact"]
+CASE_RULES: tuple[str, ...] = ("upper", "exact")
+
+#: Below this fraction of model genes found in any set, :meth:`GeneSets.coverage` warns.
+LOW_COVERAGE = 0.5
+
+
+def normalize_symbols(symbols: Iterable[str], case: CaseRule = "upper") -> np.ndarray:
+    """Apply the case rule to gene symbols (surrounding whitespace is always removed)."""
+    if case not in CASE_RULES:
+        raise InputError(f"unknown case rule {case!r}; use one of {', '.join(CASE_RULES)}")
+    array = np.char.strip(np.asarray(list(symbols), dtype=str))
+    return np.char.upper(array) if case == "upper" else array
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How many model genes a gene-set collection knows.
+
+    Attributes
+    ----------
+    n_genes
+        Number of model genes.
+    n_covered
+        Model genes found in at least one set.
+    fraction
+        ``n_covered / n_genes``.
+    missing
+        Model genes found in no set, in model order.
+    """
+
+    n_genes: int
+    n_covered: int
+    fraction: float
+    missing: list[str] = field(repr=False)
+
+    def as_dict(self, max_missing: int = 50) -> dict[str, Any]:
+        """JSON-friendly summary with at most ``max_missing`` missing genes listed."""
+        out = asdict(self)
+        out["n_missing"] = len(self.missing)
+        out["missing"] = self.missing[:max_missing]
+        return out
+
+
+class GeneSets:
+    """A gene-set collection as a sparse sets x genes membership matrix.
+
+    Parameters
+    ----------
+    names
+        Set names, unique.
+    genes
+        Gene symbols (already case-normalised), unique, in column order.
+    membership
+        Boolean ``(n_sets, n_genes)`` sparse matrix; converted to CSR.
+    descriptions
+        One description per set (may be empty strings).
+    case
+        The case rule the symbols were normalised with.
+    source
+        Where the collection came from (file name, shipped name, ``"dict"``).
+    sha256
+        SHA-256 of the source file's bytes, or of the canonical content for in-memory collections.
+
+    Notes
+    -----
+    Build with :func:`read_gmt` or :meth:`from_dict` rather than directly.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        genes: Sequence[str],
+        membership: sp.spmatrix | sp.sparray,
+        descriptions: Sequence[str] | None = None,
+        *,
+        case: CaseRule = "upper",
+        source: str = "",
+        sha256: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.names = pd.Index(list(names), dtype=object, name="gene_set")
+        self.genes = pd.Index(list(genes), dtype=object, name="gene")
+        if not self.names.is_unique:
+            raise InputError(f"duplicate gene-set names: {preview(self.names[self.names.duplicated()])}")
+        if not self.genes.is_unique:
+            raise InputError(f"duplicate genes: {preview(self.genes[self.genes.duplicated()])}")
+        matrix = sp.csr_matrix(membership, dtype=bool)
+        if matrix.shape != (len(self.names), len(self.genes)):
+            raise InputError(
+                f"membership has shape {matrix.shape}, expected {(len(self.names), len(self.genes))}"
+            )
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        self.membership: sp.csr_matrix = matrix
+        self.descriptions = list(descriptions) if descriptions is not None else [""] * len(self.names)
+        if case not in CASE_RULES:
+            raise InputError(f"unknown case rule {case!r}; use one of {', '.join(CASE_RULES)}")
+        self.case: CaseRule = case
+        self.source = source
+        self.sha256 = sha256 if sha256 is not None else self._content_sha256()
+        self.filters = dict(filters or {})
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(
+        cls,
+        sets: Mapping[str, Iterable[str]],
+        *,
+        case: CaseRule = "upper",
+        source: str = "dict",
+        descriptions: Mapping[str, str] | None = None,
+    ) -> GeneSets:
+        """Build from ``{set name: genes}``. Repeated genes within a set are kept once."""
+        names = [str(name) for name in sets]
+        gene_lists = [list(sets[name]) for name in sets]
+        desc = [str((descriptions or {}).get(name, "")) for name in sets]
+        return _build(names, desc, gene_lists, case=case, source=source, sha256=None)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def n_sets(self) -> int:
+        """Number of sets."""
+        return len(self.names)
+
+    @property
+    def n_genes(self) -> int:
+        """Number of distinct genes over all sets."""
+        return len(self.genes)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Number of genes in each set."""
+        return np.diff(self.membership.indptr)
+
+    def __len__(self) -> int:
+        return self.n_sets
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __getitem__(self, name: str) -> list[str]:
+        try:
+            row = self.names.get_loc(name)
+        except KeyError:
+            raise KeyError(f"no gene set named {name!r}") from None
+        start, stop = self.membership.indptr[row], self.membership.indptr[row + 1]
+        return list(self.genes[self.membership.indices[start:stop]])
+
+    def __repr__(self) -> str:
+        return (
+            f"GeneSets({self.n_sets} sets x {self.n_genes} genes, case={self.case!r}, "
+            f"source={self.source!r})"
+        )
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """``{set name: genes}`` (genes in column order)."""
+        return {name: self[name] for name in self.names}
+
+    def config(self) -> dict[str, Any]:
+        """What identifies this collection in a result: source, hash, size, case rule, filters."""
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "n_sets": self.n_sets,
+            "n_genes": self.n_genes,
+            "case": self.case,
+            "filters": dict(self.filters),
+        }
+
+    # ------------------------------------------------------------------ matching
+    def gene_index(self, gene_names: Iterable[str]) -> np.ndarray:
+        """Column of each model gene in :attr:`membership`, ``-1`` where no set has it.
+
+        Model symbols are normalised with this collection's case rule first. Model genes that
+        become identical after normalisation (``Actb`` and ``ACTB``) trigger a warning.
+        """
+        normalized = normalize_symbols(gene_names, self.case)
+        index = self.genes.get_indexer(normalized)
+        if len(normalized) and pd.Index(normalized).has_duplicates:
+            dupes = pd.Index(normalized)[pd.Index(normalized).duplicated()].unique()
+            warnings.warn(
+                f"{len(dupes)} model gene symbol(s) coincide after the {self.case!r} case rule "
+                f"({preview(dupes)}); they match the same gene-set column",
+                stacklevel=2,
+            )
+        return index.astype(np.int64)
+
+    def coverage(self, gene_names: Iterable[str], *, warn: bool = True) -> Coverage:
+        """How many model genes appear in any set.
+
+        Warns below 50 % coverage; raises :class:`~topiceval.errors.InputError` when no model gene
+        is found (usually a species or identifier mismatch).
+        """
+        names = list(gene_names)
+        index = self.gene_index(names)
+        found = index >= 0
+        n_covered = int(found.sum())
+        missing = [name for name, ok in zip(names, found, strict=True) if not ok]
+        result = Coverage(len(names), n_covered, n_covered / len(names) if names else 0.0, missing)
+        if n_covered == 0:
+            raise InputError(
+                f"none of the {len(names)} model genes appears in {self.source or 'the gene sets'} "
+                f"(e.g. {preview(names, 5)} vs {preview(self.genes[:5], 5)}): wrong species, "
+                "identifiers (Ensembl vs symbols) or case rule?"
+            )
+        if warn and result.fraction < LOW_COVERAGE:
+            warnings.warn(
+                f"only {n_covered} of {len(names)} model genes ({result.fraction:.0%}) appear in "
+                f"{self.source or 'the gene sets'}",
+                stacklevel=2,
+            )
+        return result
+
+    def filter(self, min_size: int | None = None, max_size: int | None = None) -> GeneSets:
+        """Keep sets with ``min_size <= size <= max_size`` (bounds inclusive, ``None`` = open)."""
+        keep = np.ones(self.n_sets, dtype=bool)
+        if min_size is not None:
+            keep &= self.sizes >= min_size
+        if max_size is not None:
+            keep &= self.sizes <= max_size
+        rows = np.flatnonzero(keep)
+        sub = self.membership[rows]
+        used = np.unique(sub.indices)
+        filters = dict(self.filters)
+        filters.update({k: v for k, v in (("min_size", min_size), ("max_size", max_size)) if v is not None})
+        return GeneSets(
+            self.names[rows],
+            self.genes[used],
+            sub[:, used],
+            [self.descriptions[i] for i in rows],
+            case=self.case,
+            source=self.source,
+            sha256=self.sha256,
+            filters=filters,
+        )
+
+    def write_gmt(self, path: PathLike) -> None:
+        """Write as a plain GMT file, atomically."""
+        from topiceval.io import atomic_write
+
+        with atomic_write(path) as handle:
+            for name, desc in zip(self.names, self.descriptions, strict=True):
+                handle.write("\t".join([name, desc, *self[name]]) + "\n")
+
+    def _content_sha256(self) -> str:
+        digest = hashlib.sha256()
+        for name in sorted(self.names):
+            digest.update(("\t".join([name, *sorted(self[name])]) + "\n").encode())
+        return digest.hexdigest()
+
+
+def _build(
+    names: list[str],
+    descriptions: list[str],
+    gene_lists: list[list[str]],
+    *,
+    case: CaseRule,
+    source: str,
+    sha256: str | None,
+) -> GeneSets:
+    """Membership matrix from parsed sets (vectorised over all entries at once)."""
+    index = pd.Index(names)
+    if index.has_duplicates:
+        dupes = sorted(index[index.duplicated()].unique())
+        raise GeneSetFormatError(f"{source}: duplicate gene-set names: {preview(dupes)}")
+    sizes = np.fromiter((len(g) for g in gene_lists), dtype=np.int64, count=len(gene_lists))
+    flat = normalize_symbols([g for genes in gene_lists for g in genes], case) if sizes.sum() else np.array([], dtype=str)
+    nonblank = np.char.str_len(flat) > 0
+    rows = np.repeat(np.arange(len(names)), sizes)[nonblank]
+    flat = flat[nonblank]
+    codes, genes = pd.factorize(flat, sort=True)
+    matrix = sp.csr_matrix(
+        (np.ones(len(codes), dtype=bool), (rows, codes)), shape=(len(names), len(genes))
+    )
+    empty = np.flatnonzero(np.diff(matrix.indptr) == 0)
+    if len(empty) == len(names):
+        raise GeneSetFormatError(f"{source}: no gene set has any gene")
+    if len(empty):
+        warnings.warn(
+            f"{source}: {len(empty)} gene set(s) without genes were skipped: "
+            f"{preview(names[i] for i in empty)}",
+            stacklevel=3,
+        )
+        keep = np.flatnonzero(np.diff(matrix.indptr) > 0)
+        matrix = matrix[keep]
+        names = [names[i] for i in keep]
+        descriptions = [descriptions[i] for i in keep]
+    return GeneSets(
+        names, list(genes), matrix, descriptions, case=case, source=source, sha256=sha256
+    )
+
+
+def read_gmt(path: PathLike, *, case: CaseRule = "upper", source: str | None = None) -> GeneSets:
+    """Read a GMT file (plain or gzip) into :class:`GeneSets`.
+
+    Parameters
+    ----------
+    path
+        The GMT file.
+    case
+        Case rule for symbols: ``"upper"`` (default) or ``"exact"``.
+    source
+        Name recorded in results; defaults to the file name.
+
+    Raises
+    ------
+    GeneSetFormatError
+        Malformed file (see the module docstring); the message names the line.
+    InputError
+        Missing file.
+    """
+    p = as_path(path)
+    if not p.exists():
+        raise InputError(f"gene-set file not found: {p}")
+    if p.is_dir():
+        raise InputError(f"gene-set path is a folder, not a file: {p}")
+    label = source or p.name
+    raw = p.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise GeneSetFormatError(f"{label}: corrupt gzip data: {exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GeneSetFormatError(f"{label}: not UTF-8 text ({exc}); is it a GMT file?") from None
+    names, descriptions, gene_lists = _parse_gmt(text, label)
+    return _build(names, descriptions, gene_lists, case=case, source=label, sha256=sha256_file(p))
+
+
+def _parse_gmt(text: str, label: str) -> tuple[list[str], list[str], list[list[str]]]:
+    names: list[str] = []
+    descriptions: list[str] = []
+    gene_lists: list[list[str]] = []
+    first_lines: dict[str, int] = {}
+    head = text.lstrip()[:200].lower()
+    if head.startswith(("<!doctype", "<html", "<?xml", "<head", "<body")):
+        raise GeneSetFormatError(f"{label}: this is an HTML/XML page, not a GMT file")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.rstrip("\r\n").split("\t")
+        if len(fields) < 2:
+            raise GeneSetFormatError(
+                f"{label}, line {number}: no tab found; GMT fields (name, description, genes) "
+                "are tab-separated"
+            )
+        name = fields[0].strip()
+        if not name:
+            raise GeneSetFormatError(f"{label}, line {number}: empty gene-set name")
+        if name in first_lines:
+            raise GeneSetFormatError(
+                f"{label}, line {number}: duplicate gene-set name {name!r} "
+                f"(first at line {first_lines[name]})"
+            )
+        first_lines[name] = number
+        names.append(name)
+        descriptions.append(fields[1].strip())
+        # Enrichr libraries may weight entries as "GENE,1.0": keep the symbol.
+        gene_lists.append([g.split(",", 1)[0].strip() for g in fields[2:] if g.strip()])
+    if not names:
+        raise GeneSetFormatError(f"{label}: no gene sets found (empty file?)")
+    return names, descriptions, gene_lists
+
