@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("--top-n", type=int, default=10, help="top genes per topic (default 10)")
     options.add_argument("--tc-zero-cooccurrence", type=float, choices=[0.0, -1.0], default=0.0, help="TC of a never co-occurring pair: 0 (reference, default) or -1 (NPMI limit)")
     options.add_argument("--td-method", choices=["unique", "exclusive"], default="unique", help="TD as paper Eq. 3 (unique, default) or reference code (exclusive)")
+    options.add_argument("--seed", type=int, default=0, help="seed of every stochastic step (default 0)")
     score.add_argument("--out", metavar="JSON", help="write the result here (default: print JSON to stdout)")
     score.set_defaults(func=_cmd_score)
     return parser
@@ -93,6 +94,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         top_n=args.top_n,
         tc_zero_cooccurrence=args.tc_zero_cooccurrence,
         td_method=args.td_method,
+        seed=args.seed,
     )
     if args.out:
         result.to_json(args.out)

@@ -58,11 +58,15 @@ class EvaluationOptions:
         TC score of a never-co-occurring pair: 0 (reference) or -1 (NPMI limit).
     td_method
         ``"unique"`` (paper Eq. 3) or ``"exclusive"`` (reference code, published numbers).
+    seed
+        Seed of every stochastic step (permutations, clustering); the same seed gives the same
+        numbers.
     """
 
     top_n: int = 10
     tc_zero_cooccurrence: float = 0.0
     td_method: str = "unique"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.tc_zero_cooccurrence not in ZERO_COOCCURRENCE_RULES:
@@ -71,8 +75,10 @@ class EvaluationOptions:
             )
         if self.td_method not in TD_METHODS:
             raise InputError(f"td_method must be one of {', '.join(TD_METHODS)}, got {self.td_method!r}")
-        if isinstance(self.top_n, bool) or not isinstance(self.top_n, int | np.integer):
-            raise InputError(f"top_n must be an integer, got {self.top_n!r}")
+        for name in ("top_n", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise InputError(f"{name} must be an integer, got {value!r}")
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> EvaluationOptions:
@@ -92,6 +98,8 @@ class _Context:
     labels: np.ndarray | None
     options: EvaluationOptions
     results: dict[str, MetricResult] = field(default_factory=dict)
+    #: Long tables a metric family wants to expose (``Evaluation.details``), by name.
+    details: dict[str, pd.DataFrame] = field(default_factory=dict)
     _top: np.ndarray | None = None
 
     @property
@@ -116,7 +124,8 @@ class MetricSpec:
     after
         Metrics whose results it uses; they run first.
     compute
-        ``compute(context) -> list[MetricResult]``.
+        ``compute(context) -> list[MetricResult]``; it may also put long tables into
+        ``context.details``.
     """
 
     name: str
@@ -353,7 +362,7 @@ def evaluate(
     per_topic = _per_topic_table(outputs, ctx)
     config = _config(outputs, order, opts, collection, coverage, label_values)
     info = {key: ctx.results[key].info for key in requested}
-    return Evaluation(scores, per_topic, config, info, {}, messages)
+    return Evaluation(scores, per_topic, config, info, ctx.details, messages)
 
 
 _NEED_TEXT = {
