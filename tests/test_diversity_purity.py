@@ -49,7 +49,7 @@ def test_topic_diversity_hand_example():
     exclusive = topic_diversity(beta, top_n=2, method="exclusive")
     assert unique.score == pytest.approx(5 / 6)
     assert exclusive.score == pytest.approx(4 / 6)
-    np.testing.assert_allclose(unique.per_topic, [0.5, 0.5, 1.0])
+    np.testing.assert_allclose(unique.per_topic["exclusive_share"], [0.5, 0.5, 1.0])
     assert unique.info["n_distinct"] == 5 and exclusive.info["n_exclusive"] == 4
     with pytest.raises(InputError, match="unknown TD method"):
         topic_diversity(beta, top_n=2, method="distinct")

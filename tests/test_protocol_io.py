@@ -109,6 +109,13 @@ def test_read_matrix_variants(tmp_path):
         read_matrix(tmp_path / "o.npy")
 
 
+def test_duplicate_header_names_reach_validation(tmp_path):
+    (tmp_path / "d.csv").write_text("A,B,A\n1,2,3\n4,5,6\n")
+    assert read_matrix(tmp_path / "d.csv")[2] == ["A", "B", "A"]
+    with pytest.raises(InputError, match=r"occur more than once: A \(x2\)"):
+        read_outputs(tmp_path / "d.csv")
+
+
 def test_read_matrix_errors(tmp_path):
     with pytest.raises(InputError, match="not found"):
         read_matrix(tmp_path / "missing.csv")

@@ -214,7 +214,8 @@ class Evaluation:
         One value per score key (``TC``, ``TD``, ...), in request order.
     per_topic
         One row per topic: ``top_genes`` and each metric's per-topic values (``TC`` mean NPMI,
-        ``TD`` fraction of top genes in no other topic, ``IP_*`` cell counts and purity).
+        ``TD_exclusive_share`` fraction of top genes in no other topic, ``IP_*`` cell counts and
+        purity).
     config
         Options, metrics, model shape, gene-set source and sha256, coverage, package versions,
         and ``config_sha256``: a hash of everything that changes the numbers.

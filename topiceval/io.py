@@ -233,7 +233,13 @@ def read_matrix(path: PathLike, what: str = "matrix") -> tuple[np.ndarray, list[
     row_names = [str(i) for i in frame.index] if has_index else None
     column_names = None
     if has_header:
-        columns = [str(c) for c in frame.columns]
+        # Names straight from the header line: pandas would rename duplicates ("A", "A.1"), and
+        # duplicates must reach the gene-name validation as they are.
+        columns = first[1:] if has_index else first
+        if len(columns) != values.shape[1]:
+            raise InputError(
+                f"{what} {p}: the header has {len(columns)} names for {values.shape[1]} columns"
+            )
         if not all(_is_number(c) for c in columns):
             column_names = columns
     return values, row_names, column_names

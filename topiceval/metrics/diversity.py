@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from topiceval.errors import InputError
 from topiceval.metrics._result import MetricResult
@@ -51,7 +52,8 @@ def topic_diversity(
     Returns
     -------
     MetricResult
-        ``score`` = TD; ``per_topic`` = fraction of each topic's top genes in no other topic.
+        ``score`` = TD; ``per_topic`` = DataFrame with ``exclusive_share``, the fraction of each
+        topic's top genes found in no other topic's list.
     """
     if method not in TD_METHODS:
         raise InputError(f"unknown TD method {method!r}; use one of {', '.join(TD_METHODS)}")
@@ -67,7 +69,10 @@ def topic_diversity(
         score = np.count_nonzero(counts) / total
     else:
         score = np.count_nonzero(counts == 1) / total
-    per_topic = (counts[top] == 1).mean(axis=1)
+    per_topic = pd.DataFrame(
+        {"exclusive_share": (counts[top] == 1).mean(axis=1)},
+        index=pd.RangeIndex(n_topics, name="topic"),
+    )
     info = {"top_n": top_n, "method": method, "n_distinct": int(np.count_nonzero(counts)),
             "n_exclusive": int(np.count_nonzero(counts == 1)), "n_total": int(total)}
     return MetricResult("TD", float(score), per_topic, info)
