@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,16 +34,32 @@ __all__ = ["GeneSets", "Coverage", "read_gmt", "normalize_symbols", "CASE_RULES"
 CaseRule = Literal["upper", "exact"]
 CASE_RULES: tuple[str, ...] = ("upper", "exact")
 
+_WHITESPACE = re.compile(r"\s")
+
 #: Below this fraction of model genes found in any set, :meth:`GeneSets.coverage` warns.
 LOW_COVERAGE = 0.5
 
 
 def normalize_symbols(symbols: Iterable[str], case: CaseRule = "upper") -> np.ndarray:
-    """Apply the case rule to gene symbols (surrounding whitespace is always removed)."""
+    """Apply the case rule to gene symbols (surrounding whitespace is always removed).
+
+    Returns an object array of ``str``. Works on one joined string (C-speed ``upper`` and
+    ``split``), which matters for whole-MSigDB files of millions of entries.
+    """
     if case not in CASE_RULES:
         raise InputError(f"unknown case rule {case!r}; use one of {', '.join(CASE_RULES)}")
-    array = np.char.strip(np.asarray(list(symbols), dtype=str))
-    return np.char.upper(array) if case == "upper" else array
+    items = [str(s) for s in symbols]
+    if not items:
+        return np.array([], dtype=object)
+    joined = "\x00".join(items)
+    if case == "upper":
+        joined = joined.upper()
+    parts = joined.split("\x00")
+    if _WHITESPACE.search(joined):
+        parts = [p.strip() for p in parts]
+    out = np.empty(len(parts), dtype=object)
+    out[:] = parts
+    return out
 
 
 @dataclass(frozen=True)
@@ -297,8 +314,8 @@ def _build(
         dupes = sorted(index[index.duplicated()].unique())
         raise GeneSetFormatError(f"{source}: duplicate gene-set names: {preview(dupes)}")
     sizes = np.fromiter((len(g) for g in gene_lists), dtype=np.int64, count=len(gene_lists))
-    flat = normalize_symbols([g for genes in gene_lists for g in genes], case) if sizes.sum() else np.array([], dtype=str)
-    nonblank = np.char.str_len(flat) > 0
+    flat = normalize_symbols([g for genes in gene_lists for g in genes], case)
+    nonblank = flat != ""
     rows = np.repeat(np.arange(len(names)), sizes)[nonblank]
     flat = flat[nonblank]
     codes, genes = pd.factorize(flat, sort=True)
@@ -390,8 +407,10 @@ def _parse_gmt(text: str, label: str) -> tuple[list[str], list[str], list[list[s
         first_lines[name] = number
         names.append(name)
         descriptions.append(fields[1].strip())
-        # Enrichr libraries may weight entries as "GENE,1.0": keep the symbol.
-        gene_lists.append([g.split(",", 1)[0].strip() for g in fields[2:] if g.strip()])
+        genes = fields[2:]
+        if "," in line:  # Enrichr libraries may weight entries as "GENE,1.0": keep the symbol.
+            genes = [g.split(",", 1)[0] for g in genes]
+        gene_lists.append(genes)  # blank entries and whitespace are removed when normalising
     if not names:
         raise GeneSetFormatError(f"{label}: no gene sets found (empty file?)")
     return names, descriptions, gene_lists
