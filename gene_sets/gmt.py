@@ -14,6 +14,7 @@ written. The rule is recorded in :meth:`GeneSets.config`. Symbols are always mat
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import re
@@ -38,6 +39,9 @@ _WHITESPACE = re.compile(r"\s")
 
 #: Below this fraction of model genes found in any set, :meth:`GeneSets.coverage` warns.
 LOW_COVERAGE = 0.5
+#: Left edges of the set-size bins of :meth:`GeneSets.size_summary` (15 and 500 are the usual
+#: GSEA size limits).
+SIZE_BINS: tuple[int, ...] = (1, 5, 15, 50, 100, 500)
 
 
 def normalize_symbols(symbols: Iterable[str], case: CaseRule = "upper") -> np.ndarray:
@@ -110,6 +114,16 @@ class GeneSets:
         Where the collection came from (file name, shipped name, ``"dict"``).
     sha256
         SHA-256 of the source file's bytes, or of the canonical content for in-memory collections.
+    filters
+        Filters applied so far (``min_size``, ``max_size``), recorded in :meth:`config`.
+    species
+        ``"human"``, ``"mouse"`` or ``None`` (unknown): the species of the symbols in the sets.
+    provenance
+        Where the collection comes from: ``collection``, ``release``, ``url`` (recorded in
+        :meth:`config`).
+    species_match
+        How model genes are matched across species, set by :func:`topiceval.gene_sets.load`
+        (``species=``, ``cross_species=``); ``None`` when no species was declared.
 
     Notes
     -----
@@ -127,6 +141,9 @@ class GeneSets:
         source: str = "",
         sha256: str | None = None,
         filters: Mapping[str, Any] | None = None,
+        species: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        species_match: Mapping[str, Any] | None = None,
     ) -> None:
         self.names = pd.Index(list(names), dtype=object, name="gene_set")
         self.genes = pd.Index(list(genes), dtype=object, name="gene")
@@ -149,6 +166,9 @@ class GeneSets:
         self.source = source
         self.sha256 = sha256 if sha256 is not None else self._content_sha256()
         self.filters = dict(filters or {})
+        self.species = species
+        self.provenance = dict(provenance or {})
+        self.species_match = None if species_match is None else dict(species_match)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -207,7 +227,12 @@ class GeneSets:
         return {name: self[name] for name in self.names}
 
     def config(self) -> dict[str, Any]:
-        """What identifies this collection in a result: source, hash, size, case rule, filters."""
+        """What identifies this collection in a result.
+
+        Source, file hash, size, case rule, filters (``min_size``, ``max_size``), and where known
+        the registry collection, release and URL, the species of the symbols and the declared
+        species rule (``species_match``).
+        """
         return {
             "source": self.source,
             "sha256": self.sha256,
@@ -215,7 +240,43 @@ class GeneSets:
             "n_genes": self.n_genes,
             "case": self.case,
             "filters": dict(self.filters),
+            "collection": self.provenance.get("collection"),
+            "release": self.provenance.get("release"),
+            "url": self.provenance.get("url"),
+            "species": self.species,
+            "species_match": None if self.species_match is None else dict(self.species_match),
         }
+
+    def size_summary(self, bins: Sequence[int] = SIZE_BINS) -> dict[str, Any]:
+        """Distribution of set sizes: quantiles, mean, and set counts per size bin.
+
+        ``bins`` are left-closed bin edges; the last bin is open-ended. Returns ``min``, ``q25``,
+        ``median``, ``q75``, ``max``, ``mean`` and ``bins``: ``{"[lo, hi)": count, ...}``.
+        """
+        sizes = self.sizes
+        edges = [int(b) for b in bins]
+        counts = np.histogram(sizes, bins=[*edges, max(int(sizes.max()) + 1, edges[-1] + 1)])[0]
+        labels = [f"[{lo}, {hi})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+        labels.append(f">= {edges[-1]}")
+        below = int((sizes < edges[0]).sum())
+        out_bins = ({f"< {edges[0]}": below} if below else {}) | dict(zip(labels, counts.tolist(), strict=True))
+        q25, median, q75 = np.percentile(sizes, [25, 50, 75])
+        return {
+            "min": int(sizes.min()),
+            "q25": float(q25),
+            "median": float(median),
+            "q75": float(q75),
+            "max": int(sizes.max()),
+            "mean": float(sizes.mean()),
+            "bins": out_bins,
+        }
+
+    def _with(self, **attributes: Any) -> GeneSets:
+        """A shallow copy with some metadata attributes replaced (the matrix is shared)."""
+        new = copy.copy(self)
+        for name, value in attributes.items():
+            setattr(new, name, value)
+        return new
 
     # ------------------------------------------------------------------ matching
     def gene_index(self, gene_names: Iterable[str]) -> np.ndarray:
@@ -239,9 +300,12 @@ class GeneSets:
         """How many model genes appear in any set.
 
         Warns below 50 % coverage; raises :class:`~topiceval.errors.InputError` when no model gene
-        is found (usually a species or identifier mismatch).
+        is found (usually a species or identifier mismatch). When the collection's species is
+        known and no species was declared with :func:`topiceval.gene_sets.load`, also warns if
+        the model's symbols look like the other species' (see :mod:`.species`).
         """
         names = list(gene_names)
+        self._check_species(names)
         index = self.gene_index(names)
         found = index >= 0
         n_covered = int(found.sum())
@@ -260,6 +324,23 @@ class GeneSets:
                 stacklevel=2,
             )
         return result
+
+    def _check_species(self, gene_names: list[str]) -> None:
+        """Warn when undeclared model genes look like another species than the sets'."""
+        if self.species is None or self.species_match is not None:
+            return
+        from .species import guess_species
+
+        guess = guess_species(gene_names)
+        if guess is None or guess == self.species:
+            return
+        warnings.warn(
+            f"the model genes look like {guess} symbols ({preview(gene_names, 3)}) but "
+            f"{self.source or 'the gene sets'} holds {self.species} symbols; declare it: "
+            f"load(..., species={guess!r}, cross_species=True) matches them case-insensitively "
+            f"(no ortholog mapping), or use a {guess} collection",
+            stacklevel=3,
+        )
 
     def filter(self, min_size: int | None = None, max_size: int | None = None) -> GeneSets:
         """Keep sets with ``min_size <= size <= max_size`` (bounds inclusive, ``None`` = open)."""
@@ -282,6 +363,9 @@ class GeneSets:
             source=self.source,
             sha256=self.sha256,
             filters=filters,
+            species=self.species,
+            provenance=self.provenance,
+            species_match=self.species_match,
         )
 
     def write_gmt(self, path: PathLike) -> None:

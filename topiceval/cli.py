@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--cell-topic", metavar="THETA", help="cell-topic matrix n x K: .csv or .npy")
     inputs.add_argument("--cell-embedding", metavar="EMB", help="cell embedding n x d for clustering metrics: .csv or .npy")
     inputs.add_argument("--labels", metavar="LABELS", help="cell labels: JSON list, one per line, file.csv:column or file.h5ad:column")
-    inputs.add_argument("--gene-sets", metavar="GMT", help="GMT file (plain or .gz) or shipped collection (hallmark, reactome, mouse_hallmark)")
+    inputs.add_argument("--gene-sets", metavar="GMT", help="GMT file (plain or .gz), shipped collection (hallmark, reactome, mouse_hallmark) or MSigDB msigdb:NAME@VERSION (e.g. msigdb:c2@2024.1.Hs, downloaded once into the cache)")
     inputs.add_argument("--gene-set-case", choices=["upper", "exact"], default="upper", help="compare symbols upper-cased (default) or exactly")
     inputs.add_argument("--name", help="model name in the output (default: file name)")
     options = score.add_argument_group("metrics")
@@ -60,7 +60,154 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("--seed", type=int, default=0, help="seed of every stochastic step (default 0)")
     score.add_argument("--out", metavar="JSON", help="write the result here (default: print JSON to stdout)")
     score.set_defaults(func=_cmd_score)
+    _add_gene_sets_parser(sub)
     return parser
+
+
+def _add_gene_sets_parser(sub: argparse._SubParsersAction) -> None:
+    gene_sets = sub.add_parser(
+        "gene-sets",
+        help="list, download and inspect gene-set collections (MSigDB registry, cache)",
+        description="MSigDB releases and collections, the download cache, and GMT file summaries.",
+    )
+    actions = gene_sets.add_subparsers(dest="gene_sets_command", metavar="ACTION")
+    actions.required = True
+    listing = actions.add_parser(
+        "list",
+        help="known MSigDB releases, shipped collections and cached files",
+        description="List the MSigDB registry (releases and collections), the shipped "
+        "collections and the files in the cache.",
+    )
+    listing.add_argument("--release", metavar="V", help="list one release's collections with file names")
+    listing.set_defaults(func=_cmd_gene_sets_list)
+    fetch = actions.add_parser(
+        "fetch",
+        help="download an MSigDB collection into the cache",
+        description="Download an MSigDB collection (GMT, gene symbols) into the cache and record "
+        "its sha256; a cached file is checked, not downloaded again.",
+        epilog="Example: topiceval gene-sets fetch c2 --version 2024.1.Hs",
+    )
+    fetch.add_argument("name", metavar="NAME", help="collection: h, c2, c2.cp.reactome, mh, all (whole database), ...")
+    fetch.add_argument("--version", dest="release", metavar="V", help="MSigDB release, e.g. 2024.1.Hs, 2024.1.Mm, 7.1")
+    fetch.add_argument("--force", action="store_true", help="download again; the bytes must match the recorded sha256")
+    fetch.add_argument("--replace-checksum", action="store_true", help="download again and accept new bytes, recording their sha256")
+    fetch.add_argument("--timeout", type=float, default=60.0, help="socket time-out in seconds (default 60)")
+    fetch.add_argument("--retries", type=int, default=3, help="attempts for transient failures (default 3)")
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fetch.set_defaults(func=_cmd_gene_sets_fetch)
+    info = actions.add_parser(
+        "info",
+        help="summarise a gene-set file: sets, genes, sizes, coverage of a gene list",
+        description="Summarise a collection (GMT path, shipped name or msigdb:NAME@VERSION "
+        "already in the cache): number of sets and genes, set-size distribution and, with "
+        "--genes, how many of those genes the collection knows.",
+    )
+    info.add_argument("file", metavar="FILE", help="GMT file, shipped collection or msigdb:NAME@VERSION")
+    info.add_argument("--genes", metavar="GENES", help="gene list (JSON list or one per line) to report coverage for")
+    info.add_argument("--case", choices=["upper", "exact"], default="upper", help="symbol case rule (default upper)")
+    info.add_argument("--species", choices=["human", "mouse"], help="species of the --genes list")
+    info.add_argument("--cross-species", action="store_true", help="allow matching --species genes to the other species' sets (case-insensitive symbols)")
+    info.set_defaults(func=_cmd_gene_sets_info)
+
+
+def _cmd_gene_sets_list(args: argparse.Namespace) -> int:
+    from topiceval.gene_sets import MSIGDB_RELEASES, SHIPPED, cache_dir, cached_files, resolve
+    from topiceval.gene_sets.registry import base_url
+
+    if args.release:
+        entry = resolve(f"msigdb:all@{args.release}")
+        release = entry.release
+        print(f"MSigDB {release.version} ({release.species} symbols), {base_url()}/release/{release.version}/")
+        width = max(len(c) for c in release.collections)
+        for collection in release.collections:
+            print(f"  {collection:<{width}}  {release.filename(collection):<44}  {release.description(collection)}")
+        print(f"Fetch one with: topiceval gene-sets fetch {release.collections[2]} --version {release.version}")
+        return 0
+    print(f"MSigDB releases (from {base_url()}):")
+    for version, release in MSIGDB_RELEASES.items():
+        top = [c for c in release.collections if "." not in c]
+        n_sub = len(release.collections) - len(top)
+        print(f"  {version:<10} {release.species:<6} {' '.join(top)}  (+{n_sub} sub-collections)")
+    print("  details: topiceval gene-sets list --release V")
+    print("shipped collections:")
+    for name, shipped in SHIPPED.items():
+        print(f"  {name:<15} {shipped.species:<6} {shipped.description} [{shipped.release}]")
+    root = cache_dir()
+    files = cached_files(root)
+    print(f"cache ({root}):" + ("" if files else " empty"))
+    for cached in files:
+        sha = cached.entry["sha256"][:12] if cached.entry else "not yet checked"
+        print(f"  {cached.key}  {_size(cached.size)}  sha256 {sha}")
+    return 0
+
+
+def _size(n_bytes: int) -> str:
+    size = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover
+
+
+def _cmd_gene_sets_fetch(args: argparse.Namespace) -> int:
+    from topiceval.gene_sets import cache_dir, fetch, read_gmt, resolve
+    from topiceval.gene_sets.download import read_manifest
+
+    entry = resolve(args.name, args.release)
+    path = fetch(
+        entry.collection,
+        entry.version,
+        force=args.force,
+        replace_checksum=args.replace_checksum,
+        timeout=args.timeout,
+        retries=args.retries,
+        progress=False if args.no_progress else None,
+    )
+    recorded = read_manifest(cache_dir()).get(entry.cache_key, {})
+    gene_sets = read_gmt(path, source=entry.spec)
+    print(f"{entry.spec}: {gene_sets.n_sets} sets, {gene_sets.n_genes} genes, {entry.species} symbols")
+    print(f"  file   {path} ({_size(path.stat().st_size)})")
+    print(f"  sha256 {recorded.get('sha256', gene_sets.sha256)} (recorded {recorded.get('recorded_at', '?')})")
+    print(f"  use it: --gene-sets {entry.spec}  or  topiceval.gene_sets.load({entry.spec!r})")
+    return 0
+
+
+def _cmd_gene_sets_info(args: argparse.Namespace) -> int:
+    from topiceval.errors import InputError
+    from topiceval.gene_sets import load
+    from topiceval.io import read_gene_names
+
+    gene_sets = load(args.file, case=args.case, species=args.species,
+                     cross_species=args.cross_species, download=False)
+    config = gene_sets.config()
+    print(f"{gene_sets.source}: {gene_sets.n_sets} sets, {gene_sets.n_genes} genes")
+    print(f"  sha256   {gene_sets.sha256}")
+    known = {k: config[k] for k in ("collection", "release", "species") if config[k]}
+    if known:
+        print("  " + ", ".join(f"{k} {v}" for k, v in known.items()))
+    summary = gene_sets.size_summary()
+    print(
+        f"  set size min {summary['min']}, 25% {summary['q25']:g}, median {summary['median']:g}, "
+        f"75% {summary['q75']:g}, max {summary['max']}, mean {summary['mean']:.1f}"
+    )
+    print("  sets by size: " + ", ".join(f"{k}: {v}" for k, v in summary["bins"].items()))
+    if args.genes:
+        genes = read_gene_names(args.genes)
+        try:
+            coverage = gene_sets.coverage(genes)
+        except InputError as exc:
+            print(f"  coverage of {args.genes}: 0 of {len(genes)} genes ({exc})")
+            return 0
+        print(
+            f"  coverage of {args.genes}: {coverage.n_covered} of {coverage.n_genes} genes "
+            f"({coverage.fraction:.1%}) appear in some set"
+        )
+        if coverage.missing:
+            from topiceval._utils import preview
+
+            print(f"  not in any set: {preview(coverage.missing, 10)}")
+    return 0
 
 
 def _cmd_score(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ message and a non-zero exit code; anything else is a bug and keeps its traceback
 
 from __future__ import annotations
 
-__all__ = ["TopicEvalError", "InputError", "GeneSetFormatError"]
+__all__ = ["TopicEvalError", "InputError", "GeneSetFormatError", "DownloadError", "ChecksumError"]
 
 
 class TopicEvalError(Exception):
@@ -20,3 +20,11 @@ class InputError(TopicEvalError, ValueError):
 
 class GeneSetFormatError(InputError):
     """A gene-set file (GMT) that cannot be read."""
+
+
+class DownloadError(TopicEvalError):
+    """A file could not be downloaded (offline, HTTP error, truncated or refused content)."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded or cached file does not match the sha256 recorded when it was first fetched."""
