@@ -15,6 +15,7 @@ written. The rule is recorded in :meth:`GeneSets.config`. Symbols are always mat
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import hashlib
 import re
@@ -113,7 +114,7 @@ class GeneSets:
     source
         Where the collection came from (file name, shipped name, ``"dict"``).
     sha256
-        SHA-256 of the source file's bytes, or of the canonical content for in-memory collections.
+        SHA-256 of the source file's bytes, or :attr:`content_sha256` for in-memory collections.
     filters
         Filters applied so far (``min_size``, ``max_size``), recorded in :meth:`config`.
     species
@@ -164,7 +165,7 @@ class GeneSets:
             raise InputError(f"unknown case rule {case!r}; use one of {', '.join(CASE_RULES)}")
         self.case: CaseRule = case
         self.source = source
-        self.sha256 = sha256 if sha256 is not None else self._content_sha256()
+        self.sha256 = sha256 if sha256 is not None else self.content_sha256
         self.filters = dict(filters or {})
         self.species = species
         self.provenance = dict(provenance or {})
@@ -236,6 +237,7 @@ class GeneSets:
         return {
             "source": self.source,
             "sha256": self.sha256,
+            "content_sha256": self.content_sha256,
             "n_sets": self.n_sets,
             "n_genes": self.n_genes,
             "case": self.case,
@@ -376,10 +378,24 @@ class GeneSets:
             for name, desc in zip(self.names, self.descriptions, strict=True):
                 handle.write("\t".join([name, desc, *self[name]]) + "\n")
 
-    def _content_sha256(self) -> str:
+    @functools.cached_property
+    def content_sha256(self) -> str:
+        """SHA-256 of the collection's content, independent of file format, compression and order.
+
+        Hashes the sorted set names, the sorted genes and the membership matrix in that order, so
+        a plain and a gzip copy of one GMT (or the same sets from a dict) hash alike.
+        """
+        rows = np.argsort(self.names.to_numpy(dtype=str), kind="stable")
+        cols = np.argsort(self.genes.to_numpy(dtype=str), kind="stable")
+        matrix = self.membership[rows][:, cols].tocsr()
+        matrix.sort_indices()
         digest = hashlib.sha256()
-        for name in sorted(self.names):
-            digest.update(("\t".join([name, *sorted(self[name])]) + "\n").encode())
+        digest.update("\t".join(self.names[rows]).encode())
+        digest.update(b"\n")
+        digest.update("\t".join(self.genes[cols]).encode())
+        digest.update(b"\n")
+        digest.update(matrix.indptr.astype(np.int64).tobytes())
+        digest.update(matrix.indices.astype(np.int64).tobytes())
         return digest.hexdigest()
 
 

@@ -45,7 +45,7 @@ def test_scores_equal_the_metric_functions(example, reactome):
     assert result["IP"] > 0.8 and result["TD"] > 0.9
 
 
-def test_config_records_everything_that_changes_numbers(example, reactome):
+def test_config_records_everything_that_changes_numbers(example, reactome, shared_data):
     outputs, labels = example
     a = quiet(evaluate, outputs, reactome, labels)
     b = quiet(evaluate, outputs, reactome, labels, td_method="exclusive")
@@ -59,6 +59,10 @@ def test_config_records_everything_that_changes_numbers(example, reactome):
     assert len(hashes) == 3
     assert quiet(evaluate, outputs, reactome, labels).config["config_sha256"] == a.config["config_sha256"]
     assert any("43%" in w for w in a.warnings)
+    # The same sets from the shared plain GMT (not the shipped gzip) hash the same.
+    plain = quiet(evaluate, outputs, shared_data / "gene_sets" / "c2.cp.reactome.v2022.1.Hs.symbols.gmt", labels)
+    assert plain.config["gene_sets"]["sha256"] != a.config["gene_sets"]["sha256"]
+    assert plain.config["config_sha256"] == a.config["config_sha256"]
 
 
 def test_metric_selection_and_missing_inputs(example, hallmark):

@@ -65,6 +65,8 @@ def test_enrichr_weights_and_gzip(tmp_path, shared_data):
     gz = tmp_path / "sets.gmt.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     assert read_gmt(gz).to_dict() == read_gmt(path).to_dict()
+    assert read_gmt(gz).sha256 != read_gmt(path).sha256
+    assert read_gmt(gz).content_sha256 == read_gmt(path).content_sha256
     # The real Enrichr library carries weighted entries too.
     enrichr = read_gmt(shared_data / "gene_sets" / "enrichr.GO_Biological_Process_2023.gmt")
     assert not any("," in g for g in enrichr.genes)

@@ -366,6 +366,8 @@ def evaluate(
     return Evaluation(scores, per_topic, config, info, ctx.details, messages)
 
 
+_GENE_SET_HASH_KEYS = ("content_sha256", "case", "filters", "species_match")
+
 _NEED_TEXT = {
     "gene_sets": "gene sets (gene_sets=...)",
     "labels": "cell labels (labels=...)",
@@ -405,14 +407,17 @@ def _config(
     coverage: Any,
     labels: np.ndarray | None,
 ) -> dict[str, Any]:
-    numbers = {
-        "metrics": order,
-        "options": dataclasses.asdict(opts),
-        "gene_sets": None if collection is None else collection.config(),
-    }
+    numbers = {"metrics": order, "options": dataclasses.asdict(opts), "gene_sets": None}
+    gene_set_config = None
+    if collection is not None:
+        gene_set_config = collection.config()
+        # Only what changes numbers enters the hash: the same sets fetched from a mirror, read
+        # from a plain or gzip file, or given as a dict, hash the same.
+        numbers["gene_sets"] = {key: gene_set_config.get(key) for key in _GENE_SET_HASH_KEYS}
     config_hash = hashlib.sha256(json.dumps(_json_safe(numbers), sort_keys=True).encode()).hexdigest()
     return {
         **numbers,
+        "gene_sets": gene_set_config,
         "config_sha256": config_hash,
         "model": {
             "name": outputs.name,
