@@ -32,6 +32,8 @@ print(Path(topiceval.gene_sets.__file__).resolve().parent)
 print(len(topiceval.gene_sets.load("hallmark")))
 from topiceval.examples import EXAMPLES
 print(EXAMPLES["yan_nmf"].topic_gene.exists())
+from topiceval.datasets import DEFAULT
+print((Path(topiceval.__file__).resolve().parent / "datasets" / DEFAULT.files[0]).exists())
 """
 
 
@@ -100,13 +102,13 @@ def test_install_imports_under_topiceval(tmp_path, editable):
         [str(python), "-c", CHECK], capture_output=True, text=True, cwd=tmp_path, check=False
     )
     assert result.returncode == 0, result.stderr
-    root, models, gene_sets, n_hallmark, example = result.stdout.split()
+    root, models, gene_sets, n_hallmark, example, default_data = result.stdout.split()
     if editable:
         assert (Path(root), Path(models), Path(gene_sets)) == (source / "topiceval", source / "models", source / "gene_sets")
     else:
         assert Path(models) == Path(root) / "models" and Path(gene_sets) == Path(root) / "gene_sets"
         assert "site-packages" in root
-    assert n_hallmark == "50" and example == "True"
+    assert n_hallmark == "50" and example == "True" and default_data == "True"
 
 
 def test_import_does_not_load_heavy_libraries():

@@ -10,7 +10,9 @@ Quick start::
     result.per_topic   # top genes and per-topic values
 
 ``import topiceval`` never imports torch or any model library; models live in
-:mod:`topiceval.models` and :mod:`topiceval.adapters`, each an optional extra.
+:mod:`topiceval.models` and :mod:`topiceval.adapters`, each an optional extra. Data reading,
+preprocessing and the shipped dataset are in :mod:`topiceval.datasets` (``te.datasets``, imported
+on first use).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +35,16 @@ try:
     __version__ = version("topiceval")
 except PackageNotFoundError:  # pragma: no cover - source tree without installation
     __version__ = "0.0.0+unknown"
+
+
+def __getattr__(name: str):
+    # topiceval.datasets is imported on first use, so that ``import topiceval`` stays light.
+    if name == "datasets":
+        import importlib
+
+        return importlib.import_module("topiceval.datasets")
+    raise AttributeError(f"module 'topiceval' has no attribute {name!r}")
+
 
 __all__ = [
     "METRICS",
