@@ -301,13 +301,14 @@ class GeneSets:
     def coverage(self, gene_names: Iterable[str], *, warn: bool = True) -> Coverage:
         """How many model genes appear in any set.
 
-        Warns below 50 % coverage; raises :class:`~topiceval.errors.InputError` when no model gene
+        Warns (unless ``warn=False``) below 50 % coverage; raises :class:`~topiceval.errors.InputError` when no model gene
         is found (usually a species or identifier mismatch). When the collection's species is
         known and no species was declared with :func:`topiceval.gene_sets.load`, also warns if
         the model's symbols look like the other species' (see :mod:`.species`).
         """
         names = list(gene_names)
-        self._check_species(names)
+        if warn:
+            self._check_species(names)
         index = self.gene_index(names)
         found = index >= 0
         n_covered = int(found.sum())
