@@ -658,7 +658,9 @@ def _blitzgsea(ranking, order, names, members, terms, n_perm, min_size, max_size
     shape = (n_topics, terms.size)
     es, nes, pval, fdr = (np.full(shape, np.nan) for _ in range(4))
     leading = [[""] * terms.size for _ in range(n_topics)]
-    processes = n_jobs if n_jobs > 0 else max(1, _cpu_count())
+    # blitzgsea 1.3's single-process path fails (estimate_anchor() misses ks_disable), so it always
+    # gets a pool of at least two processes.
+    processes = max(2, n_jobs if n_jobs > 0 else _cpu_count())
     numpy_state, python_state = np.random.get_state(), random.getstate()
     try:
         for k in tqdm(range(n_topics), desc="blitzgsea topics",
