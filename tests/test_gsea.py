@@ -233,6 +233,17 @@ def test_same_seed_same_output_and_threads_change_nothing(parity, yan_genes, rea
     assert np.corrcoef(native["nes"], other["nes"])[0, 1] > 0.99
 
 
+def test_memory_bounds_change_nothing(parity, yan_genes, reactome, monkeypatch):
+    """Small work blocks, one topic per null block and a few permutations per chunk: same table."""
+    import topiceval.metrics.gsea as gsea
+
+    matrix, _, native, _ = parity
+    monkeypatch.setattr(gsea, "_NULL_BYTES", 194 * 1000 * 4)       # one topic per block
+    monkeypatch.setattr(gsea, "_POSITION_BYTES", 300 * 8078 * 2)   # 300 permutations per chunk
+    monkeypatch.setattr(gsea, "_BLOCK_ELEMENTS", 5000)             # tiny work arrays
+    pd.testing.assert_frame_equal(quiet(prerank_gsea, matrix, yan_genes, reactome, seed=0), native)
+
+
 def test_scores_count_significant_pairs(parity, yan_genes, reactome):
     matrix, _, native, _ = parity
     result = quiet(topic_gsea, matrix, yan_genes, reactome, seed=0, fdr=0.05)

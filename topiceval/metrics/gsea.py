@@ -13,10 +13,12 @@ return one table (:data:`GSEA_COLUMNS`):
     * ES: the running sum (hits add ``|r_i| / sum_hits |r|``, misses subtract ``1 / (N - m)``)
       evaluated just before and just after each hit; ES is the value of largest magnitude, the first
       one in walk order on a tie. Identical to gseapy's to rounding (1e-10 in the tests);
-    * null: ``n_perm`` random relabellings of the genes (gene-set permutation, as gseapy); in
-      each, every set is replaced by the genes that land on its members' places, so every set
-      gets its own null sample (sets of the same size do not share one) and the random positions
-      are the same for every topic, as gseapy's fixed seed makes them;
+    * null: ``n_perm`` random relabellings of the genes (gene-set permutation, as gseapy): in
+      each, every set is moved to the random places its own members are relabelled to, so every
+      set gets its own null sample (sets of the same size never share one). The relabellings are
+      drawn once and used for every topic (gseapy, called per topic with a fixed seed, also reuses
+      one set of permutations). Null ES are computed in float32 (they are Monte Carlo samples);
+      observed ES in float64;
     * NES: ES divided by the mean of the set's non-negative null ES (ES >= 0) or by the absolute
       mean of its negative null ES (ES < 0); nominal p: the fraction of same-signed null ES at
       least as extreme (no pseudo-count, as gseapy);
@@ -85,7 +87,7 @@ MOSTLY_TIES = 0.5
 #: Elements of one work block of the native null (float32): about 8 MB.
 _BLOCK_ELEMENTS = 1 << 21
 #: Memory for the null ES of one block of topics (float32).
-_NULL_BYTES = 384 << 20
+_NULL_BYTES = 256 << 20
 #: Memory for the sorted random places of one chunk of permutations.
 _POSITION_BYTES = 64 << 20
 
@@ -354,18 +356,15 @@ def _native(ranking, order, names, members, terms, n_perm, seed, n_jobs, progres
 
     # Observed ES and leading edges (cheap: no permutations).
     es = np.empty((n_topics, sizes.size))
-    peaks = np.empty((n_topics, sizes.size), dtype=np.int64)
-    signs = np.empty((n_topics, sizes.size), dtype=bool)
-    hit_positions = []
+    leading = np.empty((n_topics, sizes.size), dtype=object)
     n_flat = 0
     for m, a, b in groups:
         genes = members.indices[members.indptr[a]:members.indptr[b]].reshape(b - a, m)
         hits = np.sort(position[:, genes], axis=-1)  # (K, g, m) positions, ascending
-        es[:, a:b], peaks[:, a:b], signs[:, a:b], flat = _observed_es(weights, hits, n_genes)
-        hit_positions.append(hits)
+        es[:, a:b], peak, positive, flat = _observed_es(weights, hits, n_genes)
+        leading[:, a:b] = _leading_edges(hits, peak, positive, order, names)
         n_flat += int(flat.sum())
     info["n_pairs_zero_weight"] = n_flat
-    leading = _leading_edges(hit_positions, groups, peaks, signs, order, names)
 
     # Null: n_perm relabellings of the genes, the same for every topic (as gseapy's fixed seed);
     # topics in blocks and permutations in chunks bound the memory.
@@ -426,22 +425,21 @@ def _random_places(by_gene: sp.csr_matrix, inverse: np.ndarray, dtype: type) -> 
     return out
 
 
-def _leading_edges(hit_positions, groups, peaks, signs, order, names):  # noqa: ANN001, ANN202
-    """``(K, S)`` object array of ``;``-joined leading-edge genes (gseapy's rule).
+def _leading_edges(hits: np.ndarray, peak: np.ndarray, positive: np.ndarray, order: np.ndarray,
+                   names: np.ndarray) -> np.ndarray:
+    """``(K, g)`` ``;``-joined leading-edge genes of one group of sets (gseapy's rule).
 
     ES >= 0: the hits up to the peak of the running sum, in rank order; ES < 0: the hits from the
     trough to the end, from the bottom of the ranking upwards.
     """
-    n_topics = peaks.shape[0]
-    out = np.empty(peaks.shape, dtype=object)
-    for (m, a, b), hits in zip(groups, hit_positions, strict=True):
-        genes = np.take_along_axis(order[:, None, :], hits.reshape(n_topics, 1, -1), axis=2)
-        genes = names[genes.reshape(hits.shape)]
-        for k in range(n_topics):
-            for j in range(b - a):
-                p = peaks[k, a + j]
-                row = genes[k, j]
-                out[k, a + j] = ";".join(row[: p + 1] if signs[k, a + j] else row[p:][::-1])
+    n_topics, g, m = hits.shape
+    genes = names[np.take_along_axis(order, hits.reshape(n_topics, -1), axis=1)].reshape(hits.shape)
+    out = np.empty((n_topics, g), dtype=object)
+    for k in range(n_topics):
+        for j in range(g):
+            p = peak[k, j]
+            row = genes[k, j]
+            out[k, j] = ";".join(row[: p + 1] if positive[k, j] else row[p:][::-1])
     return out
 
 
@@ -550,8 +548,20 @@ def _unit_es(pos: np.ndarray, n_genes: int) -> np.ndarray:
 def _statistics(es: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NES, nominal p and FDR (gseapy / GSEA R definitions) of a block of topics.
 
-    ``es``: ``(kb, S)``; ``null``: ``(kb, S, P)``, overwritten with the normalised null.
+    ``es``: ``(kb, S)``; ``null``: ``(kb, S, P)``, overwritten with the normalised null. One topic
+    at a time, so that temporaries stay the size of one topic's null.
     """
+    nes = np.empty_like(es)
+    pval = np.empty_like(es)
+    fdr = np.empty_like(es)
+    for k in range(es.shape[0]):
+        nes[k], pval[k] = _normalise(es[k], null[k])
+        fdr[k] = _fdr(nes[k], null[k].ravel())
+    return nes, pval, fdr
+
+
+def _normalise(es: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NES and nominal p of each set; ``null`` ``(S, P)`` is divided in place into NES units."""
     positive = null >= 0
     n_pos = positive.sum(axis=-1)
     n_neg = null.shape[-1] - n_pos
@@ -563,17 +573,13 @@ def _statistics(es: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarra
         neg_mean = np.abs(np.where(n_neg > 0, sum_neg / np.maximum(n_neg, 1), es))
         nes = np.where(es >= 0, es / pos_mean, es / neg_mean)
         nes = np.where(es == 0, 0.0, nes)
-        more_pos = (null >= es[..., None]).sum(axis=-1)
-        more_neg = (null <= es[..., None]).sum(axis=-1)
+        more_pos = (null >= es[:, None]).sum(axis=-1)
+        more_neg = (null <= es[:, None]).sum(axis=-1)
         pval = np.where(es < 0, more_neg / np.maximum(n_neg, 1), more_pos / np.maximum(n_pos, 1))
         pval = np.where(np.where(es < 0, n_neg, n_pos) == 0, 1.0, pval)
-        scale = np.where(positive, pos_mean[..., None].astype(np.float32), neg_mean[..., None].astype(np.float32))
+        scale = np.where(positive, pos_mean[:, None].astype(np.float32), neg_mean[:, None].astype(np.float32))
         np.divide(null, scale, out=null)
-    del positive, scale
-    fdr = np.empty_like(es)
-    for k in range(es.shape[0]):
-        fdr[k] = _fdr(nes[k], null[k].ravel())
-    return nes, pval, fdr
+    return nes, pval
 
 
 def _fdr(nes: np.ndarray, nes_null: np.ndarray) -> np.ndarray:
