@@ -27,6 +27,8 @@ from topiceval.metrics import (
     top_gene_indices,
     topic_coherence,
     topic_diversity,
+    topic_gsea,
+    topic_ora,
     topic_quality,
 )
 from topiceval.protocol import TopicModel, TopicOutputs, TrainableTopicModel
@@ -66,6 +68,8 @@ __all__ = [
     "top_gene_indices",
     "topic_coherence",
     "topic_diversity",
+    "topic_gsea",
+    "topic_ora",
     "topic_quality",
     "write_outputs_h5ad",
 ]

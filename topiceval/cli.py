@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser(
         "score",
-        help="score a model's outputs (TC, TD, TQ, IP)",
+        help="score a model's outputs (TC, TD, TQ, IP, ORA, GSEA)",
         description="Score topic-model outputs and write the scores as JSON.",
         epilog="Example: topiceval score --example yan_nmf --out result.json",
     )
@@ -58,7 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("--tc-zero-cooccurrence", type=float, choices=[0.0, -1.0], default=0.0, help="TC of a never co-occurring pair: 0 (reference, default) or -1 (NPMI limit)")
     options.add_argument("--td-method", choices=["unique", "exclusive"], default="unique", help="TD as paper Eq. 3 (unique, default) or reference code (exclusive)")
     options.add_argument("--seed", type=int, default=0, help="seed of every stochastic step (default 0)")
+    enrich = score.add_argument_group("enrichment (--metrics ora,gsea)")
+    enrich.add_argument("--ora-background", choices=["gene_sets", "vocabulary"], default="gene_sets", help="ORA universe: all genes of the gene sets (reference, gseapy.enrich; default) or the model's genes")
+    enrich.add_argument("--ora-bh-scope", choices=["hit_sets", "all_sets"], default="hit_sets", help="ORA Benjamini-Hochberg per topic over the sets sharing a gene with it (reference, default) or over all tested sets")
+    enrich.add_argument("--alpha", type=float, default=0.01, help="ORA adjusted p-value at or below which a pathway is enriched (default 0.01)")
+    enrich.add_argument("--ora-min-size", type=int, default=None, help="test only sets with at least this many background genes (default: no bound)")
+    enrich.add_argument("--ora-max-size", type=int, default=None, help="test only sets with at most this many background genes (default: no bound)")
+    enrich.add_argument("--gsea-engine", choices=["native", "gseapy", "blitzgsea"], default="native", help="GSEA engine: native (default), gseapy (reference, slow) or blitzgsea; the last two need topiceval[gsea]")
+    enrich.add_argument("--n-perm", type=int, default=1000, help="GSEA permutations (default 1000)")
+    enrich.add_argument("--gsea-fdr", type=float, default=0.01, help="GSEA FDR at or below which a pathway is enriched (default 0.01)")
+    enrich.add_argument("--gsea-rank-by", choices=["topic_gene", "log"], default="topic_gene", help="rank genes by the topic-gene values (reference, default) or their centred log")
+    enrich.add_argument("--gsea-min-size", type=int, default=15, help="GSEA tests sets with at least this many model genes (default 15)")
+    enrich.add_argument("--gsea-max-size", type=int, default=500, help="GSEA tests sets with at most this many model genes (default 500)")
+    enrich.add_argument("--n-jobs", type=int, default=1, help="threads for GSEA (default 1; -1: all cores); changes no number")
     score.add_argument("--out", metavar="JSON", help="write the result here (default: print JSON to stdout)")
+    score.add_argument("--details", metavar="DIR", help="write the enrichment tables of every tested pair here (ora.csv, gsea.csv)")
     score.set_defaults(func=_cmd_score)
     _add_gene_sets_parser(sub)
     return parser
@@ -242,7 +256,25 @@ def _cmd_score(args: argparse.Namespace) -> int:
         tc_zero_cooccurrence=args.tc_zero_cooccurrence,
         td_method=args.td_method,
         seed=args.seed,
+        ora_background=args.ora_background,
+        ora_bh_scope=args.ora_bh_scope,
+        ora_alpha=args.alpha,
+        ora_min_size=args.ora_min_size,
+        ora_max_size=args.ora_max_size,
+        gsea_engine=args.gsea_engine,
+        gsea_n_perm=args.n_perm,
+        gsea_fdr=args.gsea_fdr,
+        gsea_rank_by=args.gsea_rank_by,
+        gsea_min_size=args.gsea_min_size,
+        gsea_max_size=args.gsea_max_size,
+        n_jobs=args.n_jobs,
     )
+    if args.details:
+        written = result.write_details(args.details)
+        if not written:
+            warnings.warn("--details: no metric with a detail table was asked for (--metrics ora,gsea)", stacklevel=1)
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr if not args.out else sys.stdout)
     if args.out:
         result.to_json(args.out)
         print(_summary(result))

@@ -4,7 +4,8 @@ This module only routes: it validates the request, calls the metric functions of
 :mod:`topiceval.metrics` and collects their results into an :class:`Evaluation`. It adds no
 arithmetic of its own (TQ is computed by :func:`~topiceval.metrics.topic_quality`).
 
-Metrics are registered in :data:`METRICS` by name (``tc``, ``td``, ``tq``, ``ip``); each entry
+Metrics are registered in :data:`METRICS` by name (``tc``, ``td``, ``tq``, ``ip``, ``ora``,
+``gsea``); each entry
 states the inputs it needs and the score keys it produces, so new metric families plug in by
 registering one more :class:`MetricSpec`.
 """
@@ -18,6 +19,7 @@ import platform
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,8 +28,12 @@ import pandas as pd
 from topiceval._utils import PathLike, preview
 from topiceval.errors import InputError
 from topiceval.gene_sets import GeneSets, load
-from topiceval.io import _json_safe, write_json
+from topiceval.io import _json_safe, atomic_write, write_json
 from topiceval.metrics import (
+    BH_SCOPES,
+    GSEA_ENGINES,
+    ORA_BACKGROUNDS,
+    RANK_BY,
     TD_METHODS,
     ZERO_COOCCURRENCE_RULES,
     MetricResult,
@@ -35,6 +41,8 @@ from topiceval.metrics import (
     top_gene_indices,
     topic_coherence,
     topic_diversity,
+    topic_gsea,
+    topic_ora,
     topic_quality,
 )
 from topiceval.protocol import TopicModel, TopicOutputs, as_outputs, check_labels, check_top_n
@@ -61,12 +69,45 @@ class EvaluationOptions:
     seed
         Seed of every stochastic step (permutations, clustering); the same seed gives the same
         numbers.
+    ora_background
+        ORA universe: ``"gene_sets"`` (reference, gseapy.enrich) or ``"vocabulary"``.
+    ora_bh_scope
+        ORA Benjamini-Hochberg per topic over ``"hit_sets"`` (reference) or ``"all_sets"``.
+    ora_alpha
+        Adjusted p-value at or below which an ORA pair is enriched (paper: 0.01).
+    ora_min_size, ora_max_size
+        Sizes (inside the ORA background) of the sets tested; ``None`` leaves a bound open.
+    gsea_engine
+        ``"native"``, ``"gseapy"`` (reference) or ``"blitzgsea"``.
+    gsea_n_perm
+        Permutations of the GSEA null (gseapy: 1000).
+    gsea_fdr
+        FDR at or below which a GSEA pair is enriched (paper: 0.01).
+    gsea_rank_by
+        ``"topic_gene"`` (reference) or ``"log"`` (centred log of the topic-gene values).
+    gsea_min_size, gsea_max_size
+        Sizes (genes in the model) of the sets GSEA tests (gseapy: 15 and 500).
+    n_jobs
+        Threads for GSEA. It changes no number, so it is recorded under ``config["runtime"]``
+        and left out of ``config_sha256``.
     """
 
     top_n: int = 10
     tc_zero_cooccurrence: float = 0.0
     td_method: str = "unique"
     seed: int = 0
+    ora_background: str = "gene_sets"
+    ora_bh_scope: str = "hit_sets"
+    ora_alpha: float = 0.01
+    ora_min_size: int | None = None
+    ora_max_size: int | None = None
+    gsea_engine: str = "native"
+    gsea_n_perm: int = 1000
+    gsea_fdr: float = 0.01
+    gsea_rank_by: str = "topic_gene"
+    gsea_min_size: int = 15
+    gsea_max_size: int = 500
+    n_jobs: int = 1
 
     def __post_init__(self) -> None:
         if self.tc_zero_cooccurrence not in ZERO_COOCCURRENCE_RULES:
@@ -75,10 +116,37 @@ class EvaluationOptions:
             )
         if self.td_method not in TD_METHODS:
             raise InputError(f"td_method must be one of {', '.join(TD_METHODS)}, got {self.td_method!r}")
-        for name in ("top_n", "seed"):
+        for name in ("top_n", "seed", "gsea_n_perm", "gsea_min_size", "gsea_max_size", "n_jobs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 raise InputError(f"{name} must be an integer, got {value!r}")
+        for name in ("ora_min_size", "ora_max_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer)):
+                raise InputError(f"{name} must be an integer or None, got {value!r}")
+        for name, value, valid in (
+            ("ora_background", self.ora_background, ORA_BACKGROUNDS),
+            ("ora_bh_scope", self.ora_bh_scope, BH_SCOPES),
+            ("gsea_engine", self.gsea_engine, GSEA_ENGINES),
+            ("gsea_rank_by", self.gsea_rank_by, RANK_BY),
+        ):
+            if value not in valid:
+                raise InputError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
+        for name, low in (("gsea_n_perm", 1), ("gsea_min_size", 1), ("gsea_max_size", 1),
+                          ("ora_min_size", 1), ("ora_max_size", 1)):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise InputError(f"{name} must be at least {low}, got {value!r}")
+        if self.gsea_min_size > self.gsea_max_size:
+            raise InputError(f"gsea_min_size ({self.gsea_min_size}) is larger than gsea_max_size ({self.gsea_max_size})")
+        if self.ora_min_size is not None and self.ora_max_size is not None and self.ora_min_size > self.ora_max_size:
+            raise InputError(f"ora_min_size ({self.ora_min_size}) is larger than ora_max_size ({self.ora_max_size})")
+        if self.n_jobs == 0:
+            raise InputError("n_jobs must be a non-zero integer (-1: all cores)")
+        for name in ("ora_alpha", "gsea_fdr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.floating) or not 0 < value <= 1:
+                raise InputError(f"{name} must be a number in (0, 1], got {value!r}")
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> EvaluationOptions:
@@ -154,6 +222,26 @@ def _ip(ctx: _Context) -> list[MetricResult]:
     return [interpretation_purity(ctx.outputs.cell_topic, ctx.labels)]
 
 
+def _ora(ctx: _Context) -> list[MetricResult]:
+    o, opts = ctx.outputs, ctx.options
+    result = topic_ora(o.topic_gene, o.gene_names, ctx.gene_sets, opts.top_n,
+                       background=opts.ora_background, bh_scope=opts.ora_bh_scope,
+                       alpha=opts.ora_alpha, min_size=opts.ora_min_size,
+                       max_size=opts.ora_max_size, top_genes=ctx.top_genes)
+    ctx.details["ora"] = result.table
+    return result.scores
+
+
+def _gsea(ctx: _Context) -> list[MetricResult]:
+    o, opts = ctx.outputs, ctx.options
+    result = topic_gsea(o.topic_gene, o.gene_names, ctx.gene_sets, engine=opts.gsea_engine,
+                        n_perm=opts.gsea_n_perm, rank_by=opts.gsea_rank_by,
+                        min_size=opts.gsea_min_size, max_size=opts.gsea_max_size,
+                        fdr=opts.gsea_fdr, seed=opts.seed, n_jobs=opts.n_jobs)
+    ctx.details["gsea"] = result.table
+    return result.scores
+
+
 #: Registered metric families, by request name.
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
@@ -162,10 +250,13 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("td", ("TD",), (), _td),
         MetricSpec("tq", ("TQ",), ("gene_sets",), _tq, after=("tc", "td")),
         MetricSpec("ip", ("IP",), ("labels", "cell_topic"), _ip),
+        MetricSpec("ora", ("ORA_N", "ORA_U", "ORA_Q"), ("gene_sets",), _ora),
+        MetricSpec("gsea", ("GSEA_N", "GSEA_U", "GSEA_Q"), ("gene_sets",), _gsea),
     )
 }
 
-#: What ``metrics=None`` asks for (each only where its inputs are given).
+#: What ``metrics=None`` asks for (each only where its inputs are given). ORA and GSEA are asked
+#: for by name (``metrics="ora,gsea"``): GSEA takes seconds to minutes.
 DEFAULT_METRICS: tuple[str, ...] = ("tc", "td", "tq", "ip")
 
 
@@ -222,7 +313,9 @@ class Evaluation:
     info
         Per-metric facts (missing genes, pair counts, ...).
     details
-        Long tables of metrics that have them (enrichment), by name.
+        Long tables of metrics that have them, by name: ``"ora"`` (one row per (topic, set) pair
+        sharing a gene, :data:`~topiceval.metrics.ORA_COLUMNS`) and ``"gsea"`` (one row per tested
+        pair, :data:`~topiceval.metrics.GSEA_COLUMNS`).
     warnings
         Warnings raised while scoring, as text.
     """
@@ -261,6 +354,24 @@ class Evaluation:
         for column in numeric.columns:
             rows.extend((model, column, int(t), float(v)) for t, v in numeric[column].items())
         return pd.DataFrame(rows, columns=["model", "metric", "topic", "value"])
+
+    def write_details(self, folder: PathLike) -> list[Path]:
+        """Write each detail table as ``folder/<name>.csv`` (``ora.csv``, ``gsea.csv``), atomically.
+
+        Returns the paths written (none when no metric produced a table).
+        """
+        from topiceval._utils import as_path
+
+        target = as_path(folder)
+        if target.exists() and not target.is_dir():
+            raise InputError(f"details folder {target} is a file")
+        written = []
+        for name, table in self.details.items():
+            path = target / f"{name}.csv"
+            with atomic_write(path) as handle:
+                table.to_csv(handle, index=False)
+            written.append(path)
+        return written
 
     def to_uns(self, adata: AnnData, key: str = "topiceval") -> None:
         """Store scores, config and the per-topic table in ``adata.uns[key]``."""
@@ -304,7 +415,8 @@ def evaluate(
     name
         Model name for reports (default: the model's).
     **options
-        :class:`EvaluationOptions` fields: ``top_n``, ``tc_zero_cooccurrence``, ``td_method``.
+        :class:`EvaluationOptions` fields: ``top_n``, ``tc_zero_cooccurrence``, ``td_method``,
+        ``seed``, ``ora_*``, ``gsea_*``, ``n_jobs``.
 
     Returns
     -------
@@ -387,6 +499,10 @@ def _per_topic_table(outputs: TopicOutputs, ctx: _Context) -> pd.DataFrame:
     return table
 
 
+#: Options that change no number: recorded under ``config["runtime"]``, not hashed.
+_RUNTIME_OPTIONS = ("n_jobs",)
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -396,6 +512,11 @@ def _versions() -> dict[str, str]:
             out[package] = version(package)
         except PackageNotFoundError:  # pragma: no cover - running from a source tree
             out[package] = "unknown"
+    for package in ("gseapy", "blitzgsea"):  # optional GSEA engines, listed when installed
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            pass
     return out
 
 
@@ -407,7 +528,9 @@ def _config(
     coverage: Any,
     labels: np.ndarray | None,
 ) -> dict[str, Any]:
-    numbers = {"metrics": order, "options": dataclasses.asdict(opts), "gene_sets": None}
+    options = dataclasses.asdict(opts)
+    runtime = {name: options.pop(name) for name in _RUNTIME_OPTIONS}
+    numbers = {"metrics": order, "options": options, "gene_sets": None}
     gene_set_config = None
     if collection is not None:
         gene_set_config = collection.config()
@@ -430,5 +553,6 @@ def _config(
             "n_cells": int(labels.size),
             "n_types": int(len({v for v in labels if v is not None})),
         },
+        "runtime": runtime,
         "versions": _versions(),
     }
