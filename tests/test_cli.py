@@ -78,7 +78,8 @@ def test_options_reach_the_result(tmp_path, capsys, shared_data):
     assert code == 0, err
     data = json.loads((tmp_path / "r.json").read_text())
     assert set(data) == {"TC", "TD", "config", "per_topic"}
-    assert data["config"]["options"] == {"top_n": 5, "tc_zero_cooccurrence": -1.0, "td_method": "exclusive", "seed": 0}
+    options = {"top_n": 5, "tc_zero_cooccurrence": -1.0, "td_method": "exclusive", "seed": 0}
+    assert {key: data["config"]["options"][key] for key in options} == options
     assert data["config"]["gene_sets"]["source"] == "c2.all.v7.1.symbols.gmt"
     assert len(data["per_topic"][0]["top_genes"]) == 5
 

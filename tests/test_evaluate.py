@@ -50,7 +50,9 @@ def test_config_records_everything_that_changes_numbers(example, reactome):
     a = quiet(evaluate, outputs, reactome, labels)
     b = quiet(evaluate, outputs, reactome, labels, td_method="exclusive")
     c = quiet(evaluate, outputs, "hallmark", labels)
-    assert a.config["options"] == {"top_n": 10, "tc_zero_cooccurrence": 0.0, "td_method": "unique", "seed": 0}
+    options = {"top_n": 10, "tc_zero_cooccurrence": 0.0, "td_method": "unique", "seed": 0}
+    assert {key: a.config["options"][key] for key in options} == options
+    assert a.config["options"]["cluster_method"] == "louvain"  # every option, used or not
     assert a.config["gene_sets"]["sha256"] == reactome.sha256
     assert a.config["coverage"]["n_covered"] == 2012
     assert a.config["model"] == {"name": "yan_nmf", "n_topics": 10, "n_genes": 4656, "n_cells": 90}
