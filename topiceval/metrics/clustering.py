@@ -673,6 +673,8 @@ def clustering_scores(
     _igraph()  # fail early, before the kNN search, if the extra is missing
     if weighted is None:
         weighted = method == "leiden"
+    elif not isinstance(weighted, bool | np.bool_):
+        raise InputError(f"weighted must be True, False or None, got {weighted!r}")
     if graph is None:
         graph = knn_graph(cells, n_neighbors, knn_method=knn_method, seed=seed)
     elif graph.n_cells != n_cells:
