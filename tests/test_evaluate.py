@@ -51,6 +51,7 @@ def test_config_records_everything_that_changes_numbers(example, reactome, share
     b = quiet(evaluate, outputs, reactome, labels, td_method="exclusive")
     c = quiet(evaluate, outputs, "hallmark", labels)
     assert a.config["options"].items() >= {"top_n": 10, "tc_zero_cooccurrence": 0.0, "td_method": "unique", "seed": 0}.items()
+    assert a.config["options"]["cluster_method"] == "louvain"  # every option, used or not
     assert a.config["gene_sets"]["sha256"] == reactome.sha256
     assert a.config["coverage"]["n_covered"] == 2012
     assert a.config["model"] == {"name": "yan_nmf", "n_topics": 10, "n_genes": 4656, "n_cells": 90}

@@ -23,6 +23,7 @@ from topiceval.gene_sets import GeneSets, read_gmt
 from topiceval.io import read_outputs, write_outputs_h5ad
 from topiceval.metrics import (
     MetricResult,
+    clustering_scores,
     interpretation_purity,
     top_gene_indices,
     topic_coherence,
@@ -61,6 +62,7 @@ __all__ = [
     "TopicOutputs",
     "TrainableTopicModel",
     "__version__",
+    "clustering_scores",
     "evaluate",
     "interpretation_purity",
     "read_gmt",

@@ -19,9 +19,27 @@ from topiceval.examples import EXAMPLES
 __all__ = ["main", "build_parser"]
 
 def _metric_names() -> str:
-    from topiceval.evaluate import METRICS
+    from topiceval.evaluate import METRIC_ALIASES, METRICS
 
-    return ",".join(METRICS)
+    return ",".join([*METRICS, *METRIC_ALIASES])
+
+
+def _resolutions(text: str) -> tuple[float, ...]:
+    """``0.5,1,1.5`` or ``START:STOP:STEP`` (STOP excluded, like the paper's ``0:2:0.1``)."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(part) for part in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            count = int(round((stop - start) / step))
+            values = [round(start + i * step, 10) for i in range(count)]
+        else:
+            values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas or START:STOP:STEP, got {text!r}"
+        ) from None
+    return tuple(values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser(
         "score",
-        help="score a model's outputs (TC, TD, TQ, IP, ORA, GSEA)",
+        help="score a model's outputs (TC, TD, TQ, IP, ORA, GSEA, ARI, NMI)",
         description="Score topic-model outputs and write the scores as JSON.",
         epilog="Example: topiceval score --example yan_nmf --out result.json",
     )
@@ -71,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     enrich.add_argument("--gsea-min-size", type=int, default=15, help="GSEA tests sets with at least this many model genes (default 15)")
     enrich.add_argument("--gsea-max-size", type=int, default=500, help="GSEA tests sets with at most this many model genes (default 500)")
     enrich.add_argument("--n-jobs", type=int, default=1, help="threads for GSEA (default 1; -1: all cores); changes no number")
+    clustering = score.add_argument_group("clustering (--metrics ari,nmi or clustering)")
+    clustering.add_argument("--cluster-method", choices=["louvain", "leiden"], default="louvain", help="community detection (default louvain, as the paper)")
+    clustering.add_argument("--cluster-resolutions", type=_resolutions, default=None, metavar="R", help="resolutions to sweep: 0.5,1.0 or START:STOP:STEP (default 0:2:0.1, the paper's 0.0 .. 1.9)")
+    clustering.add_argument("--cluster-n-neighbors", type=int, default=15, metavar="K", help="kNN graph size, the cell itself included (default 15, as scanpy)")
+    clustering.add_argument("--cluster-knn", choices=["auto", "exact", "pynndescent"], default="auto", help="kNN search (default auto: exact up to 100,000 cells)")
+    clustering.add_argument("--cluster-weighted", choices=["auto", "yes", "no"], default="auto", help="weight edges by connectivity (default auto: Louvain unweighted, Leiden weighted, as scanpy)")
     score.add_argument("--out", metavar="JSON", help="write the result here (default: print JSON to stdout)")
     score.add_argument("--details", metavar="DIR", help="write the enrichment tables of every tested pair here (ora.csv, gsea.csv)")
     score.set_defaults(func=_cmd_score)
@@ -268,6 +292,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
         gsea_min_size=args.gsea_min_size,
         gsea_max_size=args.gsea_max_size,
         n_jobs=args.n_jobs,
+        cluster_method=args.cluster_method,
+        cluster_n_neighbors=args.cluster_n_neighbors,
+        cluster_knn=args.cluster_knn,
+        cluster_weighted={"auto": None, "yes": True, "no": False}[args.cluster_weighted],
+        **({} if args.cluster_resolutions is None else {"cluster_resolutions": args.cluster_resolutions}),
     )
     if args.details:
         written = result.write_details(args.details)

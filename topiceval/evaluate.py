@@ -5,7 +5,7 @@ This module only routes: it validates the request, calls the metric functions of
 arithmetic of its own (TQ is computed by :func:`~topiceval.metrics.topic_quality`).
 
 Metrics are registered in :data:`METRICS` by name (``tc``, ``td``, ``tq``, ``ip``, ``ora``,
-``gsea``); each entry
+``gsea``, ``clustering``, which ``ari`` and ``nmi`` also request); each entry
 states the inputs it needs and the score keys it produces, so new metric families plug in by
 registering one more :class:`MetricSpec`.
 """
@@ -34,9 +34,12 @@ from topiceval.metrics import (
     GSEA_ENGINES,
     ORA_BACKGROUNDS,
     RANK_BY,
+    PAPER_RESOLUTIONS,
     TD_METHODS,
     ZERO_COOCCURRENCE_RULES,
     MetricResult,
+    check_clustering_options,
+    clustering_scores,
     interpretation_purity,
     top_gene_indices,
     topic_coherence,
@@ -50,7 +53,15 @@ from topiceval.protocol import TopicModel, TopicOutputs, as_outputs, check_label
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
-__all__ = ["Evaluation", "EvaluationOptions", "MetricSpec", "METRICS", "DEFAULT_METRICS", "evaluate"]
+__all__ = [
+    "Evaluation",
+    "EvaluationOptions",
+    "MetricSpec",
+    "METRICS",
+    "METRIC_ALIASES",
+    "DEFAULT_METRICS",
+    "evaluate",
+]
 
 
 # --------------------------------------------------------------------------- options
@@ -90,6 +101,19 @@ class EvaluationOptions:
     n_jobs
         Threads for GSEA. It changes no number, so it is recorded under ``config["runtime"]``
         and left out of ``config_sha256``.
+    cluster_method
+        Community detection for ARI / NMI: ``"louvain"`` (paper) or ``"leiden"``.
+    cluster_resolutions
+        Resolutions swept for ARI / NMI (paper: 0.0, 0.1, ..., 1.9).
+    cluster_n_neighbors
+        kNN graph size for clustering, the cell itself included (scanpy's default 15).
+    cluster_knn
+        kNN search: ``"auto"`` (exact up to 100,000 cells, then pynndescent if installed),
+        ``"exact"`` or ``"pynndescent"``.
+    cluster_weighted
+        Community detection on connectivity-weighted edges (``True``) or unweighted ones
+        (``False``); ``None`` follows scanpy's defaults, which the authors used (Louvain
+        unweighted, Leiden weighted).
     """
 
     top_n: int = 10
@@ -108,6 +132,11 @@ class EvaluationOptions:
     gsea_min_size: int = 15
     gsea_max_size: int = 500
     n_jobs: int = 1
+    cluster_method: str = "louvain"
+    cluster_resolutions: tuple[float, ...] = PAPER_RESOLUTIONS
+    cluster_n_neighbors: int = 15
+    cluster_knn: str = "auto"
+    cluster_weighted: bool | None = None
 
     def __post_init__(self) -> None:
         if self.tc_zero_cooccurrence not in ZERO_COOCCURRENCE_RULES:
@@ -147,6 +176,12 @@ class EvaluationOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float | np.floating) or not 0 < value <= 1:
                 raise InputError(f"{name} must be a number in (0, 1], got {value!r}")
+        resolutions = check_clustering_options(
+            self.cluster_resolutions, self.cluster_n_neighbors, self.cluster_method, self.cluster_knn
+        )
+        object.__setattr__(self, "cluster_resolutions", resolutions)
+        if self.cluster_weighted not in (None, True, False):
+            raise InputError(f"cluster_weighted must be True, False or None, got {self.cluster_weighted!r}")
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> EvaluationOptions:
@@ -188,7 +223,8 @@ class MetricSpec:
     keys
         Score keys it produces (``("TC",)``), in order.
     needs
-        Inputs it needs, among ``"gene_sets"``, ``"labels"``, ``"cell_topic"``.
+        Inputs it needs, among ``"gene_sets"``, ``"labels"``, ``"cell_topic"``, ``"cells"`` (a
+        cell-topic matrix or a cell embedding).
     after
         Metrics whose results it uses; they run first.
     compute
@@ -240,6 +276,22 @@ def _gsea(ctx: _Context) -> list[MetricResult]:
                         fdr=opts.gsea_fdr, seed=opts.seed, n_jobs=opts.n_jobs)
     ctx.details["gsea"] = result.table
     return result.scores
+def _clustering(ctx: _Context) -> list[MetricResult]:
+    o, opts = ctx.outputs, ctx.options
+    # The authors cluster the encoder mean, not the proportions: the embedding wins when given.
+    source = "cell_embedding" if o.cell_embedding is not None else "cell_topic"
+    result = clustering_scores(
+        getattr(o, source),
+        ctx.labels,
+        opts.cluster_resolutions,
+        opts.cluster_n_neighbors,
+        opts.seed,
+        opts.cluster_method,
+        knn_method=opts.cluster_knn,
+        weighted=opts.cluster_weighted,
+    )
+    ctx.details["clustering"] = result.sweep
+    return [dataclasses.replace(r, info={"representation": source, **r.info}) for r in result.results.values()]
 
 
 #: Registered metric families, by request name.
@@ -252,11 +304,20 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("ip", ("IP",), ("labels", "cell_topic"), _ip),
         MetricSpec("ora", ("ORA_N", "ORA_U", "ORA_Q"), ("gene_sets",), _ora),
         MetricSpec("gsea", ("GSEA_N", "GSEA_U", "GSEA_Q"), ("gene_sets",), _gsea),
+        MetricSpec(
+            "clustering",
+            ("ARI", "NMI", "ARI_label_free", "NMI_label_free", "ASW"),
+            ("labels", "cells"),
+            _clustering,
+        ),
     )
 }
 
-#: What ``metrics=None`` asks for (each only where its inputs are given). ORA and GSEA are asked
-#: for by name (``metrics="ora,gsea"``): GSEA takes seconds to minutes.
+#: Other names that request a registered family (``ari`` and ``nmi`` both run ``clustering``).
+METRIC_ALIASES: dict[str, str] = {"ari": "clustering", "nmi": "clustering"}
+
+#: What ``metrics=None`` asks for (each only where its inputs are given). ORA, GSEA and clustering
+#: are asked for by name (``metrics="ora,gsea,ari"``): they cost seconds to minutes and need extras.
 DEFAULT_METRICS: tuple[str, ...] = ("tc", "td", "tq", "ip")
 
 
@@ -275,11 +336,12 @@ def resolve_metrics(metrics: str | Iterable[str] | None, available: set[str]) ->
         requested = [str(m).strip().lower() for m in metrics]
         if requested == ["all"]:
             requested = list(METRICS)
+        requested = [METRIC_ALIASES.get(m, m) for m in requested]
         unknown = [m for m in requested if m not in METRICS]
         if unknown or not requested:
             raise InputError(
                 f"unknown metric(s) {preview(repr(m) for m in unknown) or '(none given)'}; "
-                f"valid: {', '.join(METRICS)}"
+                f"valid: {', '.join([*METRICS, *METRIC_ALIASES])}"
             )
     order: list[str] = []
 
@@ -409,14 +471,17 @@ def evaluate(
         Cell-type labels (one per cell), or the name of an ``adata.obs`` column.
     metrics
         Names (``"tc,td,tq,ip"`` or a list), ``"all"``, or ``None`` for TC, TD, TQ and IP where
-        their inputs are given.
+        their inputs are given. ``"clustering"`` (or ``"ari"`` / ``"nmi"``) adds ARI, NMI,
+        ARI_label_free, NMI_label_free and ASW; it is never a default (it needs python-igraph
+        and its numbers depend on the sweep options).
     adata
         Cells for a model's ``cell_topic(adata)``, and the source of ``labels`` given by name.
     name
         Model name for reports (default: the model's).
     **options
         :class:`EvaluationOptions` fields: ``top_n``, ``tc_zero_cooccurrence``, ``td_method``,
-        ``seed``, ``ora_*``, ``gsea_*``, ``n_jobs``.
+        ``seed``, ``ora_*``, ``gsea_*``, ``n_jobs``, ``cluster_method``, ``cluster_resolutions``,
+        ``cluster_n_neighbors``, ``cluster_knn``, ``cluster_weighted``.
 
     Returns
     -------
@@ -443,6 +508,8 @@ def evaluate(
     available = {"gene_sets"} if gene_sets is not None else set()
     if outputs.cell_topic is not None:
         available.add("cell_topic")
+    if outputs.n_cells is not None:
+        available.add("cells")
     if labels is not None:
         available.add("labels")
     order = resolve_metrics(metrics, available)
@@ -456,7 +523,7 @@ def evaluate(
     collection = load(gene_sets) if "gene_sets" in needed else None
     label_values = None
     if "labels" in needed:
-        label_values = check_labels(labels, outputs.cell_topic.shape[0])  # type: ignore[arg-type,union-attr]
+        label_values = check_labels(labels, outputs.n_cells)  # type: ignore[arg-type]
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -484,6 +551,7 @@ _NEED_TEXT = {
     "gene_sets": "gene sets (gene_sets=...)",
     "labels": "cell labels (labels=...)",
     "cell_topic": "a cell-topic matrix",
+    "cells": "a cell-topic matrix or a cell embedding",
 }
 
 

@@ -6,6 +6,17 @@ the computation. None of them reads files, prints or plots.
 
 from topiceval.metrics._enrichment import EnrichmentResult, enrichment_quality
 from topiceval.metrics._result import MetricResult
+from topiceval.metrics.clustering import (
+    CLUSTER_METHODS,
+    KNN_METHODS,
+    PAPER_RESOLUTIONS,
+    ClusteringResult,
+    KnnGraph,
+    check_clustering_options,
+    clustering_scores,
+    knn_graph,
+    umap_connectivities,
+)
 from topiceval.metrics.coherence import ZERO_COOCCURRENCE_RULES, npmi, topic_coherence
 from topiceval.metrics.diversity import TD_METHODS, topic_diversity, topic_quality
 from topiceval.metrics.gsea import (
@@ -22,18 +33,26 @@ from topiceval.metrics.topgenes import top_gene_indices
 
 __all__ = [
     "BH_SCOPES",
+    "CLUSTER_METHODS",
+    "ClusteringResult",
     "EnrichmentResult",
     "GSEA_COLUMNS",
     "GSEA_ENGINES",
+    "KNN_METHODS",
+    "KnnGraph",
     "MetricResult",
     "ORA_BACKGROUNDS",
     "ORA_COLUMNS",
+    "PAPER_RESOLUTIONS",
     "RANK_BY",
     "TD_METHODS",
     "ZERO_COOCCURRENCE_RULES",
+    "check_clustering_options",
+    "clustering_scores",
     "enrichment_quality",
     "gsea_rankings",
     "interpretation_purity",
+    "knn_graph",
     "npmi",
     "over_representation",
     "prerank_gsea",
@@ -43,4 +62,5 @@ __all__ = [
     "topic_gsea",
     "topic_ora",
     "topic_quality",
+    "umap_connectivities",
 ]
