@@ -376,13 +376,19 @@ def check_ours(workdir: Path, n_topics: int, ref_file: Path) -> dict:
                 continue
             worst_grad = max(worst_grad, float((g - grad).norm() / grad.norm()))
     final = net.state_dict()
-    worst_weight = max(float((final[map_name(k)].double() - v.double()).abs().max())
-                       for k, v in ref["final"].items()
-                       if map_name(k) is not None and v.is_floating_point() and k not in cancelled
-                       and not k.endswith(("running_mean", "running_var")))  # these include the drifting biases
+    # RMSprop's first steps move each entry by about 10 x lr whatever the size of its gradient, so
+    # entries whose gradient is at float-noise level can move in opposite directions on the two
+    # sides; report the largest difference and the share of entries that agree to 1e-5
+    diffs = [(final[map_name(k)].double() - v.double()).abs().ravel()
+             for k, v in ref["final"].items()
+             if map_name(k) is not None and v.is_floating_point() and k not in BN_CANCELLED
+             and not k.endswith(("running_mean", "running_var"))]  # these include the drifting biases
+    diffs = torch.cat(diffs)
+    worst_weight = float(diffs.max())
+    share_close = float((diffs <= 1e-5).double().mean())
     return {"steps": len(batches), "max_rel_loss_diff": worst_term, "max_rel_grad_diff": worst_grad,
             "rel_grad_diff_all": (total_diff / total_norm) ** 0.5,
-            "max_abs_weight_diff_after_steps": worst_weight, "max_rel_running_stat_diff": worst_stats,
+            "max_abs_weight_diff_after_steps": worst_weight, "share_weights_within_1e-5": share_close, "max_rel_running_stat_diff": worst_stats,
             "bn_batch_counts_equal": counts_equal,
             "bn_cancelled_biases_skipped": sorted(cancelled)}
 

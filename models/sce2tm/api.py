@@ -17,6 +17,7 @@ import json
 import time
 import warnings
 from pathlib import Path
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -198,11 +199,16 @@ class SCE2TM:
         with torch_threads(self.n_threads):
             return net.topic_gene().double().cpu().numpy()
 
-    def cell_embedding(self, adata: AnnData, layer: str | None = ...) -> np.ndarray:  # type: ignore[assignment]
+    def cell_embedding(self, adata: AnnData, layer: str | None | EllipsisType = ...) -> np.ndarray:
         """Raw encoder mean ``mu`` ``(n, K)`` (evaluation mode), the reference's cell output.
 
-        ``layer`` defaults to the layer the model was trained on. The genes of ``adata`` must
-        include the model's; they are matched by name.
+        Parameters
+        ----------
+        adata
+            Cells to encode; its genes must include the model's (matched by name).
+        layer
+            Layer holding the input; ``...`` (default): the one the model was trained on,
+            ``None``: ``X``.
         """
         net = self._require_fit()
         matrix = _input_matrix(_align_genes(adata, self.gene_names), self.layer if layer is ... else layer, warn_counts=False)
@@ -216,12 +222,12 @@ class SCE2TM:
                 out.append(net.encode_mean(source.rows(np.arange(start, min(start + step, matrix.shape[0])))).cpu())
         return torch.cat(out).double().numpy()
 
-    def cell_topic(self, adata: AnnData, layer: str | None = ...) -> np.ndarray:  # type: ignore[assignment]
-        """Topic proportions ``softmax(mu)`` ``(n, K)``; rows sum to 1 (argmax equals that of ``mu``)."""
-        mu = self.cell_embedding(adata, layer)
-        mu = mu - mu.max(axis=1, keepdims=True)
-        e = np.exp(mu)
-        return e / e.sum(axis=1, keepdims=True)
+    def cell_topic(self, adata: AnnData, layer: str | None | EllipsisType = ...) -> np.ndarray:
+        """Topic proportions ``softmax(mu)`` ``(n, K)``; rows sum to 1 (argmax equals that of ``mu``).
+
+        ``layer`` as in :meth:`cell_embedding`.
+        """
+        return _softmax_rows(self.cell_embedding(adata, layer))
 
     @property
     def gene_embeddings(self) -> np.ndarray:
@@ -249,8 +255,7 @@ class SCE2TM:
         cell_topic = cell_embedding = None
         if adata is not None:
             cell_embedding = self.cell_embedding(adata)
-            shifted = np.exp(cell_embedding - cell_embedding.max(axis=1, keepdims=True))
-            cell_topic = shifted / shifted.sum(axis=1, keepdims=True)
+            cell_topic = _softmax_rows(cell_embedding)
         return TopicOutputs(
             topic_gene=self.topic_gene(), gene_names=self.gene_names, cell_topic=cell_topic,
             cell_embedding=cell_embedding, name=self.name,
@@ -269,16 +274,14 @@ class SCE2TM:
 
         ``adata`` must have the model's genes as its ``var_names`` in the same order.
         """
-        net = self._require_fit()
+        self._require_fit()
         if list(map(str, adata.var_names)) != list(self.gene_names):
             raise InputError("write_to_adata needs an AnnData whose var_names are the model's genes in order")
         mu = self.cell_embedding(adata)
-        shifted = np.exp(mu - mu.max(axis=1, keepdims=True))
         adata.obsm[f"X_{key}"] = mu.astype(np.float32)
-        adata.obsm[f"X_{key}_topic"] = (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+        adata.obsm[f"X_{key}_topic"] = _softmax_rows(mu).astype(np.float32)
         adata.varm[f"{key}_topic_gene"] = self.topic_gene().T.astype(np.float32)
         adata.varm[f"{key}_gene_embedding"] = self.gene_embeddings.astype(np.float32)
-        del net
         adata.uns[key] = _uns_safe({
             "params": self.config.to_dict(),
             "topic_embedding": self.topic_embeddings.astype(np.float32),
@@ -347,6 +350,11 @@ class SCE2TM:
 
 
 # ---------------------------------------------------------------------- helpers
+def _softmax_rows(mu: np.ndarray) -> np.ndarray:
+    shifted = np.exp(mu - mu.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def _input_matrix(adata: AnnData, layer: str | None, warn_counts: bool = True) -> np.ndarray | sp.csr_matrix:
     """The model input as float32 (CSR when sparse), validated: finite and non-negative."""
     if layer is None:
