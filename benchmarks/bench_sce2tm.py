@@ -30,11 +30,15 @@ these cells; the reference's head is patched to 50-d inputs).
 Usage::
 
     python benchmarks/bench_sce2tm.py --setup-ref                  # once: build the reference venv
-    python benchmarks/bench_sce2tm.py --epochs 500 --threads 2 --check --out bench_sce2tm.json
+    python benchmarks/bench_sce2tm.py --epochs 500 --check --out bench_sce2tm.json   # 1 thread each
+    python benchmarks/bench_sce2tm.py --epochs 20 --threads 2                      # 2 threads each
+    python benchmarks/bench_sce2tm.py --epochs 20 --ref-threads 2                  # each side's default
     python benchmarks/bench_sce2tm.py --epochs 20                  # a quick look
 
-The script prints a table and the ratios reference / topiceval. The numbers depend on the machine
-and on contention from other processes; rerun both sides on a quiet machine before quoting them.
+The script prints a table and the ratios reference / topiceval: wall-clock and process CPU time
+per epoch (CPU time is less disturbed by other processes on a shared machine), setup time and peak
+resident memory. The numbers depend on the machine and on contention; rerun both sides on a quiet
+machine before quoting them.
 """
 
 from __future__ import annotations
@@ -403,11 +407,12 @@ def setup_reference(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def child(python: str, mode: str, workdir: Path, args: argparse.Namespace, extra: list[str] | None = None) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-               NUMBA_NUM_THREADS=str(args.threads))
+def child(python: str, mode: str, workdir: Path, args: argparse.Namespace, extra: list[str] | None = None,
+          threads: int | None = None) -> dict:
+    threads = threads or args.threads
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads))
     cmd = [python, str(HERE), f"--_child={mode}", f"--_workdir={workdir}", f"--epochs={args.epochs}",
-           f"--topics={args.topics}", f"--threads={args.threads}", *(extra or [])]
+           f"--topics={args.topics}", f"--threads={threads}", *(extra or [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -432,7 +437,10 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--topics", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of both sides (default 1, topiceval's default on 2-core machines)")
+    parser.add_argument("--ref-threads", type=int, help="threads of the reference only (default: --threads); "
+                        "2 is what the reference gets by default on a 2-core machine")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data resampling")
     parser.add_argument("--ref-venv", type=Path, default=DEFAULT_REF_VENV)
     parser.add_argument("--setup-ref", action="store_true", help="create the reference venv and exit")
@@ -477,13 +485,15 @@ def main() -> None:
         report["ours"] = child(sys.executable, "ours", workdir, args)
         rows = {"topiceval": summarise(report["ours"])}
         if not args.skip_ref:
-            report["reference"] = child(str(ref_python), "reference", workdir, args)
+            report["reference"] = child(str(ref_python), "reference", workdir, args, threads=args.ref_threads)
             rows["reference"] = summarise(report["reference"])
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     keys = ["setup_s", "mean_epoch_s", "median_epoch_s", "median_epoch_cpu_s", "train_s", "peak_rss_mb", "train_peak_rss_mb"]
-    print(f"\n{args.cells} cells x {args.genes} genes, K = {args.topics}, {args.epochs} epochs, {args.threads} thread(s)")
+    ref_threads = args.ref_threads or args.threads
+    print(f"\n{args.cells} cells x {args.genes} genes, K = {args.topics}, {args.epochs} epochs, "
+          f"threads: topiceval {args.threads}, reference {ref_threads}")
     print(f"{'':<20}" + "".join(f"{k:>18}" for k in keys))
     for side, row in rows.items():
         print(f"{side:<20}" + "".join(f"{row[k]:>18.3f}" for k in keys))

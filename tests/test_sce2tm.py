@@ -31,7 +31,7 @@ from topiceval.models.sce2tm.distill import (  # noqa: E402
 from topiceval.models.sce2tm.ecr import ecr_loss, pairwise_sq_distances, sinkhorn_plan  # noqa: E402
 from topiceval.models.sce2tm.encoder import LogisticNormalPrior  # noqa: E402
 from topiceval.models.sce2tm.model import SCE2TMConfig, SCE2TMNet  # noqa: E402
-from topiceval.models.sce2tm.train import default_threads, pack_rows, torch_threads  # noqa: E402
+from topiceval.models.sce2tm.train import batches, default_threads, pack_rows, torch_threads  # noqa: E402
 
 
 # --------------------------------------------------------------------------- data
@@ -315,6 +315,13 @@ def test_packed_step_equals_the_three_pass_step_of_the_reference(yan):
     for key, value in net.encoder.state_dict().items():
         torch.testing.assert_close(value, after_separate[key])
     assert int(after_separate["bn_mu.num_batches_tracked"]) == 3
+
+
+@pytest.mark.parametrize(("n", "size", "expected"), [(1025, 512, [512, 513]), (1026, 512, [512, 512, 2]), (300, 512, [300])])
+def test_batches_cover_every_cell_once_and_never_leave_one_alone(n, size, expected):
+    parts = batches(n, size, np.random.default_rng(0))
+    assert [p.size for p in parts] == expected
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(n))
 
 
 def test_pack_rows_lists_each_cell_once():

@@ -36,7 +36,7 @@ def default_threads() -> int:
     The per-step work of scE2TM is a few 512 x 5000 matrix products and hundreds of small
     Sinkhorn matrix-vector products per step. On a 2-core machine, two intra-op threads gain at
     most ~1.5x on the matrix products when the machine is idle, but as soon as another process
-    takes a core every small operation waits for a descheduled thread: measured 10-20x slower
+    takes a core every small operation waits for a descheduled thread: measured up to 20x slower
     epochs on a shared 2-core machine (torch's default is one thread per core). Usable CPUs are the
     affinity mask, capped by a cgroup v2 CPU quota when one is set. Pass ``n_threads`` to choose.
     """
