@@ -14,8 +14,9 @@ Output folder layout (``DIR``), the same for every model:
   when the model has one, ``uns["topiceval"]["name"]``), with the input's ``obs`` (cell names and
   labels), so ``topiceval score --topic-gene DIR/outputs.h5ad --labels DIR/outputs.h5ad:cell_type``
   scores it;
-* ``DIR/config.json``: model, hyperparameters, seed, data file (path, sha256, shape, layer, label
-  and embedding keys), package versions, timings, and what the trainer reports;
+* ``DIR/config.json``: model, hyperparameters, seed, data file (path, sha256, shape as read and
+  cells x genes trained on, layer, label and embedding keys, the preprocessing record when
+  ``n_top_genes`` asked for it), package versions, timings, and what the trainer reports;
 * ``DIR/model/``: the model's own weights and settings (for scE2TM ``weights.pt`` and
   ``model.json``, read back with ``SCE2TM.load(DIR / "model")``); absent for a model that has none.
 
@@ -33,7 +34,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,10 @@ class TrainParams:
         ``obsm`` key of an external cell embedding, for models that use one.
     label_key
         ``obs`` column of cell labels (recorded; training is label-free).
+    n_top_genes
+        When set, the data (raw counts) first go through the paper's preprocessing,
+        :func:`topiceval.datasets.preprocess` with this many highly variable genes; its record is
+        kept in ``config.json``. ``None``: the data are used as they are.
     options
         Model-specific hyperparameters (``--set KEY=VALUE`` on the command line).
     """
@@ -90,6 +95,7 @@ class TrainParams:
     layer: str | None = None
     embedding_key: str | None = None
     label_key: str | None = None
+    n_top_genes: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -246,6 +252,14 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params
     if params.label_key is not None and params.label_key not in adata.obs:
         raise InputError(f"label column {params.label_key!r} is not in {data_path} obs; its columns are: "
                          f"{', '.join(map(str, adata.obs.columns)) or '(none)'}")
+    preprocessing = None
+    input_shape = [int(adata.n_obs), int(adata.n_vars)]
+    if params.n_top_genes is not None:
+        from topiceval.datasets import UNS_KEY, preprocess
+
+        adata = preprocess(adata, n_top_genes=params.n_top_genes, layer=params.layer)
+        preprocessing = adata.uns.get(UNS_KEY)
+        params = replace(params, layer=None)
     result = trainer(adata, params)
     trained = time.perf_counter()
 
@@ -266,11 +280,13 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params
             "data": {
                 "path": str(data_path.resolve()),
                 "sha256": sha256_file(data_path),
+                "shape": input_shape,
                 "n_cells": int(adata.n_obs),
                 "n_genes": int(adata.n_vars),
                 "layer": params.layer,
                 "label_key": params.label_key,
                 "embedding_key": params.embedding_key,
+                "preprocessing": preprocessing,
             },
             "outputs": {"n_topics": result.outputs.n_topics, "n_genes": result.outputs.n_genes,
                         "cell_topic": result.outputs.cell_topic is not None,

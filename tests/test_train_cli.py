@@ -134,3 +134,24 @@ def test_registry_layout_with_a_plain_trainer(yan_h5ad, tmp_path, monkeypatch):
     assert list(written.obs["cell_type"]) == list(ad.read_h5ad(yan_h5ad).obs["cell_type"])
     assert written.varm["topic_gene"].shape == (600, 3)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_train_preprocesses_raw_counts_when_asked(shared_data, tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "ting"
+    data = shared_data / "datasets" / "ting" / "ting.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["train", "sce2tm", "--data", str(data), "--out", str(out), "--preprocess", "300",
+                     "--epochs", "1", "--topics", "4", "--set", "progress=false"])
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["shape"] == [149, 21677]
+    assert config["data"]["n_genes"] == 300
+    assert config["data"]["preprocessing"]["highly_variable_genes"]["n_top_genes"] == 300
+    written = ad.read_h5ad(out / "outputs.h5ad")
+    assert written.shape == (149, 300) and "cell_type" in written.obs
+    from topiceval.datasets import preprocess
+
+    expected = preprocess(ad.read_h5ad(data), n_top_genes=300)
+    assert list(written.var_names) == list(expected.var_names)

@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label-key", help="obs column of cell labels, checked and kept in outputs.h5ad (training is label-free)")
     train.add_argument("--embedding-key", help="obsm key of an external cell embedding (scE2TM: default X_scGPT, else a PCA fallback)")
     train.add_argument("--layer", help="layer holding the model input (default X)")
+    train.add_argument("--preprocess", type=int, metavar="N_GENES", dest="n_top_genes",
+                       help="first apply the paper's preprocessing to raw counts (normalise, log1p, N highly variable genes; topiceval.datasets.preprocess)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="options",
                        help="model-specific option, repeatable; VALUE is read as JSON when it parses (e.g. --set ecr_weight=20 --set device=cpu)")
     train.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
@@ -305,7 +307,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise TopicEvalError("give --data H5AD and --out DIR")
     params = registry.TrainParams(
         n_topics=args.n_topics, epochs=args.epochs, seed=args.seed, layer=args.layer,
-        embedding_key=args.embedding_key, label_key=args.label_key, options=_parse_options(args.options),
+        embedding_key=args.embedding_key, label_key=args.label_key, n_top_genes=args.n_top_genes,
+        options=_parse_options(args.options),
     )
     out = registry.train(args.model, args.data, args.out, params=params, overwrite=args.overwrite)
     import json

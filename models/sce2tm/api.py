@@ -38,8 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["SCE2TM", "ExternalEmbeddingWarning", "DEFAULT_EMBEDDING_KEY", "WEIGHTS_FILE", "CONFIG_FILE", "registry_trainer"]
 
-#: obsm key looked up when ``fit`` is given no ``embedding_key``.
+#: obsm key looked up when ``fit`` is given no ``embedding_key`` (then ``"X_scgpt"``, the key
+#: :func:`topiceval.datasets.load_dataset` uses).
 DEFAULT_EMBEDDING_KEY = "X_scGPT"
+_DEFAULT_KEYS = (DEFAULT_EMBEDDING_KEY, "X_scgpt")
 #: Files written by :meth:`SCE2TM.save` inside its folder.
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "model.json"
@@ -127,7 +129,8 @@ class SCE2TM:
             highly variable genes, dense or sparse (sparse is never densified whole).
         embedding_key
             ``obsm`` key of the external cell embedding ``(n, d)``. ``None``: ``"X_scGPT"`` when
-            present, else a PCA fallback with an :class:`ExternalEmbeddingWarning`.
+            (or ``"X_scgpt"``) when present, else a PCA fallback with an
+            :class:`ExternalEmbeddingWarning`.
         layer
             Layer holding the input; ``None`` uses ``X``.
         key_added
@@ -401,8 +404,8 @@ def _align_genes(adata: AnnData, genes: np.ndarray) -> AnnData:
 def _external_embedding(adata: AnnData, key: str | None, matrix: np.ndarray | sp.csr_matrix,
                         seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     """The external view ``(n, d)`` float32 and a description of where it came from."""
-    if key is None and DEFAULT_EMBEDDING_KEY in adata.obsm:
-        key = DEFAULT_EMBEDDING_KEY
+    if key is None:
+        key = next((k for k in _DEFAULT_KEYS if k in adata.obsm), None)
     if key is not None:
         if key not in adata.obsm:
             raise InputError(f"obsm[{key!r}] not found; obsm has: {', '.join(adata.obsm) or '(nothing)'}")
