@@ -98,6 +98,33 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", metavar="JSON", help="write the result here (default: print JSON to stdout)")
     score.add_argument("--details", metavar="DIR", help="write the enrichment tables of every tested pair here (ora.csv, gsea.csv)")
     score.set_defaults(func=_cmd_score)
+
+    train = sub.add_parser(
+        "train",
+        help="train a topic model on an h5ad and write outputs that `score` reads",
+        description="Train a registered topic model on an h5ad file. DIR receives outputs.h5ad "
+        "(topic-gene, cell-topic, cell embedding and the input's obs), config.json (hyperparameters, "
+        "seed, data file and sha256, versions, timings) and model/ (weights).",
+        epilog="Example: topiceval train sce2tm --data pbmc.h5ad --out runs/pbmc --topics 100 --seed 0; "
+        "then topiceval score --topic-gene runs/pbmc/outputs.h5ad --labels runs/pbmc/outputs.h5ad:cell_type "
+        "--gene-sets reactome",
+    )
+    train.add_argument("model", nargs="?", help="model name (see --list)")
+    train.add_argument("--list", action="store_true", help="list the trainable models and the extra each needs")
+    train.add_argument("--data", metavar="H5AD", help="cells x genes .h5ad (X or --layer holds the model input)")
+    train.add_argument("--out", metavar="DIR", help="output folder (must be absent or empty unless --overwrite)")
+    train.add_argument("--epochs", type=int, help="training epochs (default: the model's)")
+    train.add_argument("--topics", type=int, dest="n_topics", help="number of topics K (default: the model's)")
+    train.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    train.add_argument("--label-key", help="obs column of cell labels, checked and kept in outputs.h5ad (training is label-free)")
+    train.add_argument("--embedding-key", help="obsm key of an external cell embedding (scE2TM: default X_scGPT, else a PCA fallback)")
+    train.add_argument("--layer", help="layer holding the model input (default X)")
+    train.add_argument("--preprocess", type=int, metavar="N_GENES", dest="n_top_genes",
+                       help="first apply the paper's preprocessing to raw counts (normalise, log1p, N highly variable genes; topiceval.datasets.preprocess)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="options",
+                       help="model-specific option, repeatable; VALUE is read as JSON when it parses (e.g. --set ecr_weight=20 --set device=cpu)")
+    train.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+    train.set_defaults(func=_cmd_train)
     _add_gene_sets_parser(sub)
     return parser
 
@@ -245,6 +272,52 @@ def _cmd_gene_sets_info(args: argparse.Namespace) -> int:
             from topiceval._utils import preview
 
             print(f"  not in any set: {preview(coverage.missing, 10)}")
+    return 0
+
+
+def _parse_options(items: Sequence[str]) -> dict:
+    import json
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TopicEvalError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from topiceval.adapters import registry
+
+    if args.list:
+        entries = registry.available()
+        width = max(len(e.name) for e in entries)
+        for entry in entries:
+            missing = entry.missing()
+            state = f"needs: pip install \"topiceval[{entry.extra}]\"" if missing else "installed"
+            print(f"{entry.name:<{width}}  {entry.description} [{state}]")
+        return 0
+    if not args.model:
+        raise TopicEvalError("name a model to train (topiceval train --list shows them)")
+    if not args.data or not args.out:
+        raise TopicEvalError("give --data H5AD and --out DIR")
+    params = registry.TrainParams(
+        n_topics=args.n_topics, epochs=args.epochs, seed=args.seed, layer=args.layer,
+        embedding_key=args.embedding_key, label_key=args.label_key, n_top_genes=args.n_top_genes,
+        options=_parse_options(args.options),
+    )
+    out = registry.train(args.model, args.data, args.out, params=params, overwrite=args.overwrite)
+    import json
+
+    config = json.loads((out / registry.CONFIG_FILE).read_text())
+    data = config["data"]
+    print(f"{config['name']}: {config['outputs']['n_topics']} topics x {data['n_cells']} cells x "
+          f"{data['n_genes']} genes, trained in {config['timings']['fit_s']:.1f} s")
+    print(f"wrote {out}/ ({', '.join(config['files'])})")
     return 0
 
 
