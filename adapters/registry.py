@@ -1,0 +1,294 @@
+"""A registry of trainable models and the one output layout every trained model is written in.
+
+A model is registered by name with a trainer: a callable ``trainer(adata, params) -> TrainResult``
+named as ``"module:function"`` and imported only when used, the optional-dependency extra that
+provides its libraries, the modules that extra must make importable, and a description.
+:func:`train` reads the data, calls the trainer and writes the run; ``topiceval train MODEL``
+is a thin wrapper around it. Another model is added with one :func:`register` call (or one entry
+in :data:`BUILTIN`).
+
+Output folder layout (``DIR``), the same for every model:
+
+* ``DIR/outputs.h5ad``: the :func:`topiceval.io.write_outputs_h5ad` layout (``varm["topic_gene"]``
+  genes x topics, ``obsm["X_topic"]`` cell-topic, ``obsm["X_topic_embedding"]`` the cell embedding
+  when the model has one, ``uns["topiceval"]["name"]``), with the input's ``obs`` (cell names and
+  labels), so ``topiceval score --topic-gene DIR/outputs.h5ad --labels DIR/outputs.h5ad:cell_type``
+  scores it;
+* ``DIR/config.json``: model, hyperparameters, seed, data file (path, sha256, shape, layer, label
+  and embedding keys), package versions, timings, and what the trainer reports;
+* ``DIR/model/``: the model's own weights and settings (for scE2TM ``weights.pt`` and
+  ``model.json``, read back with ``SCE2TM.load(DIR / "model")``); absent for a model that has none.
+
+The folder is written beside its final place and moved there only when complete; an existing
+non-empty ``DIR`` is an error unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from topiceval.errors import InputError, TopicEvalError
+from topiceval.io import write_json, write_outputs_h5ad
+from topiceval.protocol import TopicOutputs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from anndata import AnnData
+
+__all__ = [
+    "ModelEntry",
+    "TrainParams",
+    "TrainResult",
+    "BUILTIN",
+    "register",
+    "get",
+    "available",
+    "train",
+    "OUTPUTS_FILE",
+    "CONFIG_FILE",
+    "MODEL_DIR",
+]
+
+OUTPUTS_FILE = "outputs.h5ad"
+CONFIG_FILE = "config.json"
+MODEL_DIR = "model"
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """What every trainer receives.
+
+    Attributes
+    ----------
+    n_topics, epochs
+        ``None``: the model's own default.
+    seed
+        Seed of every random step.
+    layer
+        AnnData layer holding the model input; ``None``: ``X``.
+    embedding_key
+        ``obsm`` key of an external cell embedding, for models that use one.
+    label_key
+        ``obs`` column of cell labels (recorded; training is label-free).
+    options
+        Model-specific hyperparameters (``--set KEY=VALUE`` on the command line).
+    """
+
+    n_topics: int | None = None
+    epochs: int | None = None
+    seed: int = 0
+    layer: str | None = None
+    embedding_key: str | None = None
+    label_key: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """What a trainer returns.
+
+    Attributes
+    ----------
+    outputs
+        Topic-gene matrix, cell-topic matrix and cell embedding for the training cells.
+    hyperparameters
+        Every setting that changes the result (JSON-serialisable).
+    save
+        Writes the model's weights into the folder it is given; ``None`` if there are none.
+    info
+        Anything else worth recording (timings, loss history, devices).
+    """
+
+    outputs: TopicOutputs
+    hyperparameters: dict[str, Any]
+    save: Callable[[Path], Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+Trainer = Callable[["AnnData", TrainParams], TrainResult]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered trainable model.
+
+    Attributes
+    ----------
+    name
+        Name on the command line (``topiceval train NAME``).
+    target
+        ``"module:function"`` of the trainer, imported on first use.
+    extra
+        The optional-dependency extra that provides its libraries (``pip install "topiceval[EXTRA]"``).
+    requires
+        Modules that must be importable (checked before importing the trainer).
+    description
+        One line for ``topiceval train --list``.
+    """
+
+    name: str
+    target: str
+    extra: str | None
+    requires: tuple[str, ...]
+    description: str
+
+    def missing(self) -> list[str]:
+        """The required modules that cannot be imported here."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def load(self) -> Trainer:
+        """Import the trainer; a missing library raises an error that names the extra."""
+        missing = self.missing()
+        if missing:
+            hint = f'pip install "topiceval[{self.extra}]"' if self.extra else "install them"
+            raise TopicEvalError(f"model {self.name!r} needs {', '.join(missing)}: {hint}")
+        module, _, function = self.target.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+#: Models shipped with topiceval.
+BUILTIN: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        name="sce2tm",
+        target="topiceval.models.sce2tm.api:registry_trainer",
+        extra="sce2tm",
+        requires=("torch",),
+        description="scE2TM (Chen et al.): embedded topic model with cross-view distillation and ECR; PyTorch",
+    ),
+)
+
+_REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in BUILTIN}
+
+
+def register(entry: ModelEntry, *, replace: bool = False) -> None:
+    """Add a model; an existing name is an error unless ``replace``."""
+    if entry.name in _REGISTRY and not replace:
+        raise ValueError(f"a model named {entry.name!r} is already registered")
+    _REGISTRY[entry.name] = entry
+
+
+def get(name: str) -> ModelEntry:
+    """The entry of a registered model (case-insensitive)."""
+    entry = _REGISTRY.get(name) or _REGISTRY.get(name.lower())
+    if entry is None:
+        raise InputError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    return entry
+
+
+def available() -> list[ModelEntry]:
+    """All registered models, by name."""
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def _versions(entry: ModelEntry) -> dict[str, str]:
+    names = ["topiceval", "numpy", "scipy", "anndata", "scikit-learn", *entry.requires]
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params: TrainParams | None = None,
+          overwrite: bool = False) -> Path:
+    """Train a registered model on an h5ad file and write the run folder (layout above).
+
+    Parameters
+    ----------
+    model
+        Registered name (see :func:`available`).
+    data
+        ``.h5ad`` file, cells x genes.
+    out
+        Output folder ``DIR``.
+    params
+        Common settings and model options.
+    overwrite
+        Replace an existing non-empty ``DIR``.
+
+    Returns
+    -------
+    Path
+        ``DIR``.
+    """
+    import anndata
+
+    from topiceval._utils import sha256_file
+
+    params = params or TrainParams()
+    entry = get(model)
+    data_path = Path(data)
+    out_dir = Path(out)
+    if not data_path.is_file():
+        raise InputError(f"data file not found: {data_path}")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise InputError(f"output folder {out_dir} exists and is not empty; choose another or pass overwrite")
+    trainer = entry.load()
+
+    started = time.perf_counter()
+    try:
+        adata = anndata.read_h5ad(data_path)
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"cannot read h5ad {data_path}: {exc}") from None
+    loaded = time.perf_counter()
+    if params.label_key is not None and params.label_key not in adata.obs:
+        raise InputError(f"label column {params.label_key!r} is not in {data_path} obs; its columns are: "
+                         f"{', '.join(map(str, adata.obs.columns)) or '(none)'}")
+    result = trainer(adata, params)
+    trained = time.perf_counter()
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        write_outputs_h5ad(result.outputs, staging / OUTPUTS_FILE, obs=adata.obs.copy())
+        files = [OUTPUTS_FILE, CONFIG_FILE]
+        if result.save is not None:
+            result.save(staging / MODEL_DIR)
+            files.append(f"{MODEL_DIR}/")
+        written = time.perf_counter()
+        write_json({
+            "model": entry.name,
+            "name": result.outputs.name,
+            "hyperparameters": result.hyperparameters,
+            "seed": params.seed,
+            "data": {
+                "path": str(data_path.resolve()),
+                "sha256": sha256_file(data_path),
+                "n_cells": int(adata.n_obs),
+                "n_genes": int(adata.n_vars),
+                "layer": params.layer,
+                "label_key": params.label_key,
+                "embedding_key": params.embedding_key,
+            },
+            "outputs": {"n_topics": result.outputs.n_topics, "n_genes": result.outputs.n_genes,
+                        "cell_topic": result.outputs.cell_topic is not None,
+                        "cell_embedding": result.outputs.cell_embedding is not None},
+            "files": files,
+            "versions": _versions(entry),
+            "timings": {"load_s": loaded - started, "fit_s": trained - loaded,
+                        "write_s": written - trained, "total_s": written - started},
+            "info": result.info,
+        }, staging / CONFIG_FILE)
+        if out_dir.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.replace(out_dir, trash / "old")
+            os.replace(staging, out_dir)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
