@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 import random
 import warnings
 from collections.abc import Iterator, Mapping
@@ -28,14 +27,17 @@ __all__ = [
     "COUNTS_LAYER",
     "MissingExtraError",
     "ModelInput",
+    "check_positive_int",
+    "default_threads",
+    "gene_names",
+    "global_seed",
     "import_extra",
     "model_input",
-    "parse_options",
-    "global_seed",
-    "torch_threads",
-    "quiet_loggers",
-    "gene_names",
     "normalize_rows",
+    "parse_options",
+    "quiet_loggers",
+    "torch_threads",
+    "warn_if_not_counts",
 ]
 
 #: The layer :func:`topiceval.datasets.preprocess` keeps the raw counts in.
@@ -330,11 +332,3 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     sums = matrix.sum(axis=1, keepdims=True)
     out = np.divide(matrix, sums, out=np.full_like(matrix, 1.0 / matrix.shape[1]), where=sums > 0)
     return out
-
-
-def cpu_count() -> int:
-    """Usable CPU cores."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1

@@ -42,7 +42,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from topiceval.adapters._common import (
     check_positive_int,
     default_threads,
@@ -54,13 +53,14 @@ from topiceval.adapters._common import (
     torch_threads,
 )
 from topiceval.adapters.registry import TrainParams, TrainResult
+
 from topiceval.errors import InputError
 from topiceval.protocol import TopicOutputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
-__all__ = ["DEFAULTS", "DEFAULT_TOPICS", "DEFAULT_EPOCHS", "DEFAULT_HIDDEN", "EXTRA", "train", "fit"]
+__all__ = ["DEFAULTS", "DEFAULT_EPOCHS", "DEFAULT_HIDDEN", "DEFAULT_TOPICS", "EXTRA", "fit", "train"]
 
 EXTRA = "dscigm"
 DEFAULT_TOPICS = 100

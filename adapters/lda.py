@@ -23,7 +23,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from topiceval.adapters._common import (
     COUNTS_LAYER,
     check_positive_int,
@@ -34,13 +33,14 @@ from topiceval.adapters._common import (
     warn_if_not_counts,
 )
 from topiceval.adapters.registry import TrainParams, TrainResult
+
 from topiceval.errors import InputError
 from topiceval.protocol import TopicOutputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
-__all__ = ["DEFAULTS", "DEFAULT_TOPICS", "DEFAULT_EPOCHS", "train", "fit"]
+__all__ = ["DEFAULTS", "DEFAULT_EPOCHS", "DEFAULT_TOPICS", "fit", "train"]
 
 DEFAULT_TOPICS = 20
 #: Passes over the data (``max_iter``) unless ``epochs`` is given.

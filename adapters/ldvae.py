@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from topiceval.adapters._common import (
     COUNTS_LAYER,
     check_positive_int,
@@ -49,13 +48,14 @@ from topiceval.adapters._common import (
     warn_if_not_counts,
 )
 from topiceval.adapters.registry import TrainParams, TrainResult
+
 from topiceval.errors import InputError
 from topiceval.protocol import TopicOutputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
-__all__ = ["DEFAULTS", "DEFAULT_TOPICS", "DEFAULT_EPOCHS", "EXTRA", "train", "fit"]
+__all__ = ["DEFAULTS", "DEFAULT_EPOCHS", "DEFAULT_TOPICS", "EXTRA", "fit", "train"]
 
 EXTRA = "ldvae"
 DEFAULT_TOPICS = 10

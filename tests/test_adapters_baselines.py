@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from topiceval.adapters import lda, nmf
+from topiceval.adapters.registry import TrainParams
 
 import topiceval as te
 from topiceval import datasets
-from topiceval.adapters import lda, nmf
-from topiceval.adapters.registry import TrainParams
 from topiceval.errors import InputError
 
 

@@ -11,13 +11,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 from scipy import stats
-
-import topiceval as te
-from topiceval import datasets
 from topiceval.adapters import MissingExtraError, dscigm
 from topiceval.adapters.registry import TrainParams
-from topiceval.errors import InputError
-
 from topiceval.models.dscigm import (
     DSCIGM,
     DeepWeibullTopicModel,
@@ -28,6 +23,10 @@ from topiceval.models.dscigm import (
     pathway_mask,
     poisson_nll,
 )
+
+import topiceval as te
+from topiceval import datasets
+from topiceval.errors import InputError
 
 
 @pytest.fixture(scope="module")

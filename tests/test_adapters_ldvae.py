@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from topiceval.adapters import MissingExtraError, ldvae
+from topiceval.adapters.registry import TrainParams
 
 import topiceval as te
 from topiceval import datasets
-from topiceval.adapters import MissingExtraError, ldvae
-from topiceval.adapters.registry import TrainParams
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 

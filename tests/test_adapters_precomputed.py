@@ -6,10 +6,10 @@ import anndata
 import numpy as np
 import pandas as pd
 import pytest
+from topiceval.adapters import PrecomputedAdapter
 
 import topiceval as te
 from topiceval import datasets
-from topiceval.adapters import PrecomputedAdapter
 from topiceval.errors import InputError
 from topiceval.protocol import TopicModel, TopicOutputs
 

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from topiceval.adapters import MissingExtraError, scetm
+from topiceval.adapters.registry import TrainParams
 
 import topiceval as te
 from topiceval import datasets
-from topiceval.adapters import MissingExtraError, scetm
-from topiceval.adapters.registry import TrainParams
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
@@ -68,9 +68,8 @@ def test_same_seed_same_numbers_and_global_rng_untouched(trained, pollen):
 
 def test_sampler_seed_alone_changes_the_result(pollen, monkeypatch):
     """Only the minibatch order differs: the adapter's seeded sampler is what makes runs repeat."""
-    import torch
-
     import topiceval.adapters.scetm as module
+    import torch
 
     params = TrainParams(n_topics=4, epochs=4, seed=1, options={"batch_size": 64, "emb_dim": 16})
     threads = torch.get_num_threads()
