@@ -171,6 +171,41 @@ BUILTIN: tuple[ModelEntry, ...] = (
         requires=("torch",),
         description="scE2TM (Chen et al.): embedded topic model with cross-view distillation and ECR; PyTorch",
     ),
+    ModelEntry(
+        name="nmf",
+        target="topiceval.adapters.nmf:train",
+        extra=None,
+        requires=("sklearn",),
+        description="NMF (scikit-learn, KL divergence) on counts: fast, deterministic baseline",
+    ),
+    ModelEntry(
+        name="lda",
+        target="topiceval.adapters.lda:train",
+        extra=None,
+        requires=("sklearn",),
+        description="Latent Dirichlet allocation (scikit-learn, batch variational Bayes) on counts",
+    ),
+    ModelEntry(
+        name="scetm",
+        target="topiceval.adapters.scetm:train",
+        extra="scetm",
+        requires=("torch", "scETM", "tensorboard"),
+        description="scETM (Zhao et al.): embedded topic model, PyPI scETM 0.5.0",
+    ),
+    ModelEntry(
+        name="ldvae",
+        target="topiceval.adapters.ldvae:train",
+        extra="ldvae",
+        requires=("torch", "scvi"),
+        description="LDVAE (Svensson et al.): scvi-tools LinearSCVI; topics = signed linear loadings",
+    ),
+    ModelEntry(
+        name="dscigm",
+        target="topiceval.adapters.dscigm:train",
+        extra="dscigm",
+        requires=("torch",),
+        description="d-scIGM: deep Weibull topic model, sawtooth decoder (topiceval's PyTorch code)",
+    ),
 )
 
 _REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in BUILTIN}

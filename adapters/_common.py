@@ -1,0 +1,334 @@
+"""Helpers shared by the adapters: model input, option parsing, lazy imports, seeding, threads.
+
+Nothing here imports torch or a model library at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import random
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from topiceval._utils import preview
+from topiceval.errors import InputError, TopicEvalError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from anndata import AnnData
+
+__all__ = [
+    "COUNTS_LAYER",
+    "MissingExtraError",
+    "ModelInput",
+    "check_positive_int",
+    "default_threads",
+    "gene_names",
+    "global_seed",
+    "import_extra",
+    "model_input",
+    "normalize_rows",
+    "parse_options",
+    "quiet_loggers",
+    "torch_threads",
+    "warn_if_not_counts",
+]
+
+#: The layer :func:`topiceval.datasets.preprocess` keeps the raw counts in.
+COUNTS_LAYER = "counts"
+
+
+class MissingExtraError(TopicEvalError, ImportError):
+    """A model library is not installed; the message names the extra that provides it."""
+
+
+def import_extra(module: str, extra: str, model: str) -> Any:
+    """Import ``module``; if it (or one of its own imports) is missing, name the extra.
+
+    Parameters
+    ----------
+    module
+        Module to import (``"scETM"``, ``"scvi"``, ``"torch"``).
+    extra
+        The ``topiceval`` optional-dependency extra that installs it.
+    model
+        Model name, for the message.
+
+    Raises
+    ------
+    MissingExtraError
+        ``model 'scetm' needs scETM (No module named 'scETM'): pip install "topiceval[scetm]"``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"model {model!r} needs {module} ({exc}): pip install \"topiceval[{extra}]\""
+        ) from exc
+
+
+@dataclass
+class ModelInput:
+    """The matrix a model trains on.
+
+    Attributes
+    ----------
+    matrix
+        ``(n_cells, n_genes)`` CSR (float32 or float64) or dense array.
+    source
+        Where it came from: ``"X"`` or ``"layers['counts']"``.
+    layer
+        The layer name, or ``None`` for ``X``.
+    integer
+        Whether every value is a whole number (raw counts).
+    """
+
+    matrix: sp.csr_matrix | np.ndarray
+    source: str
+    layer: str | None
+    integer: bool
+
+
+def model_input(
+    adata: AnnData,
+    layer: str | None,
+    *,
+    default: str | None,
+    model: str,
+    needs: str = "raw counts",
+    dtype: Any = np.float32,
+) -> ModelInput:
+    """Pick the model's input matrix from an AnnData and check it.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes.
+    layer
+        The layer the user asked for (``"X"`` or ``None`` + ``default=None`` mean ``adata.X``).
+    default
+        The model's natural input when ``layer`` is ``None``: a layer name (``"counts"``, what
+        :func:`topiceval.datasets.preprocess` writes) or ``None`` for ``X``.
+    model, needs
+        For messages (``"raw counts"``, ``"non-negative values"``).
+    dtype
+        Float type of the returned matrix.
+
+    Returns
+    -------
+    ModelInput
+
+    Raises
+    ------
+    InputError
+        No cells or genes, a missing layer, NaN / infinite or negative values.
+    """
+    import anndata
+
+    if not isinstance(adata, anndata.AnnData):
+        raise InputError(f"model {model!r} trains on an AnnData, got {type(adata).__name__}")
+    if adata.n_obs < 2 or adata.n_vars < 2:
+        raise InputError(f"model {model!r} needs at least 2 cells and 2 genes, got {adata.shape}")
+    name = default if layer is None else (None if layer == "X" else layer)
+    if name is None:
+        matrix, source = adata.X, "X"
+    else:
+        if name not in adata.layers:
+            hint = (
+                " (run topiceval.datasets.preprocess, which keeps the raw counts there, or name the "
+                "layer that holds them)"
+                if name == COUNTS_LAYER
+                else ""
+            )
+            raise InputError(
+                f"model {model!r} trains on {needs} from layers[{name!r}], which this AnnData does "
+                f"not have{hint}; its layers: {preview(adata.layers.keys()) or 'none'}"
+            )
+        matrix, source = adata.layers[name], f"layers[{name!r}]"
+    if matrix is None:
+        raise InputError(f"model {model!r}: adata.X is empty")
+    if sp.issparse(matrix):
+        matrix = sp.csr_matrix(matrix, dtype=dtype)
+        matrix.sum_duplicates()
+        values = matrix.data
+    else:
+        matrix = np.asarray(matrix, dtype=dtype)
+        values = matrix.reshape(-1)
+    if matrix.shape != adata.shape:
+        raise InputError(f"{source} has shape {matrix.shape} but the AnnData has shape {adata.shape}")
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise InputError(
+            f"model {model!r}: {source} holds {int((~finite).sum())} NaN or infinite value(s)"
+        )
+    if values.size and values.min() < 0:
+        raise InputError(
+            f"model {model!r} trains on {needs} but {source} holds {int((values < 0).sum())} "
+            f"negative value(s) (minimum {float(values.min())!r}); is it scaled or centred data?"
+        )
+    integer = bool(np.all(values == np.floor(values)))
+    empty = np.flatnonzero(np.asarray(matrix.sum(axis=1)).reshape(-1) == 0)
+    if empty.size:
+        raise InputError(
+            f"model {model!r}: {empty.size} cell(s) have no counts in {source} (e.g. "
+            f"{preview(adata.obs_names[empty[:5]])}); drop empty cells first "
+            "(topiceval.datasets.preprocess does)"
+        )
+    return ModelInput(matrix, source, name, integer)
+
+
+def warn_if_not_counts(data: ModelInput, model: str) -> None:
+    """Warn when a count model is given non-integer values."""
+    if not data.integer:
+        warnings.warn(
+            f"model {model!r} models raw counts but {data.source} holds non-integer values",
+            stacklevel=3,
+        )
+
+
+def _coerce(key: str, value: Any, default: Any, model: str) -> Any:
+    """Convert a command-line string (``--set KEY=VALUE``) to the type of the default."""
+    if not isinstance(value, str) or isinstance(default, str):
+        return value
+    text = value.strip()
+    try:
+        if isinstance(default, bool):
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple):
+            return tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"model {model!r}: option {key}={value!r} is not a valid {type(default).__name__}") from None
+    if default is None:
+        lowered = text.lower()
+        if lowered in ("none", "null", ""):
+            return None
+        if lowered in ("true", "false"):
+            return lowered == "true"
+    return value
+
+
+def parse_options(options: Mapping[str, Any], defaults: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """Model options merged over their defaults; unknown names are an error.
+
+    String values (from the command line) are converted to the default's type.
+    """
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise InputError(
+            f"model {model!r} has no option(s) {', '.join(unknown)}; its options: "
+            f"{', '.join(sorted(defaults))}"
+        )
+    merged = dict(defaults)
+    for key, value in options.items():
+        merged[key] = _coerce(key, value, defaults[key], model)
+    return merged
+
+
+def check_positive_int(value: Any, what: str, minimum: int = 1) -> int:
+    """An integer ``>= minimum`` or :class:`InputError`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InputError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+@contextlib.contextmanager
+def global_seed(seed: int, torch: bool = True) -> Iterator[None]:
+    """Seed the global RNGs (``random``, ``numpy.random``, torch CPU) and restore them afterwards.
+
+    For libraries that draw from global generators (scETM, scvi-tools, ``torch.nn`` weight
+    initialisation): the call is reproducible and the caller's RNG state is unchanged.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    if torch:
+        import torch as _torch
+
+        with _torch.random.fork_rng(devices=[]):
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            _torch.manual_seed(seed)
+            try:
+                yield
+            finally:
+                random.setstate(py_state)
+                np.random.set_state(np_state)
+    else:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def default_threads() -> int:
+    """Torch threads used when the options do not say: 1.
+
+    Small models on few cells are much faster single-threaded (thread start-up dominates; on 2
+    cores shared with other work, 2+ threads were measured many times slower); pass
+    ``threads=N`` for large data.
+    """
+    return 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``torch.set_num_threads(n)`` and restore the previous count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise the level of the named loggers for the duration of the block."""
+    loggers = [logging.getLogger(name) for name in names]
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, previous, strict=True):
+            logger.setLevel(old)
+
+
+def gene_names(adata: AnnData) -> np.ndarray:
+    """``adata.var_names`` as an array of ``str``."""
+    return np.asarray([str(name) for name in adata.var_names], dtype=object)
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to sum 1 (``float64``); an all-zero row becomes uniform.
+
+    Parameters
+    ----------
+    matrix
+        ``(n_rows, n_columns)``, non-negative.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    sums = matrix.sum(axis=1, keepdims=True)
+    out = np.divide(matrix, sums, out=np.full_like(matrix, 1.0 / matrix.shape[1]), where=sums > 0)
+    return out

@@ -1,0 +1,294 @@
+"""d-scIGM's network: a deep Weibull topic model with a sawtooth embedded decoder (PyTorch).
+
+Notation: ``V`` genes, ``L`` layers with ``K_t`` topics each (layer 0 is the closest to the
+genes), ``E`` the embedding size, ``N`` cells in a minibatch.
+
+Generative model (Poisson gamma belief network):
+``theta_{L-1} ~ Gamma(1, 1)``, ``theta_t ~ Gamma(Phi_{t+1} theta_{t+1}, 1)`` and
+``x ~ Poisson(Phi_0 theta_0)``.
+
+Sawtooth decoder: ``Phi_0 = softmax_columns(rho alpha_0^T)`` with gene embeddings ``rho``
+``(V, E)`` and topic embeddings ``alpha_0`` ``(K_0, E)``; ``Phi_t = softmax_columns(alpha_{t-1}
+alpha_t^T)`` ``(K_{t-1}, K_t)``: the topic embeddings of layer ``t - 1`` are the "word"
+embeddings of layer ``t`` (as the authors, layer ``t``'s decoder does not move ``alpha_{t-1}``:
+it is detached there). Every column of ``Phi_t`` is a distribution over the units below.
+
+Inference network: a deterministic upward pass ``h_t = tanh(W_t h_{t-1})`` (``h_{-1}`` the
+cell's expression), then downward Weibull posteriors ``q(theta_t) = Weibull(k_t, lambda_t)`` whose
+parameters come from ``[h_t, Phi_{t+1} theta_{t+1}]`` (the top layer from ``h_{L-1}`` alone).
+``k_t`` is parameterised as ``1 / shape`` (clamped to ``[1e-30, shape_max]``) and
+``lambda_t = softplus(.) / Gamma(1 + k_t)``, so ``softplus(.)`` is the Weibull mean. Samples use
+the reparameterisation ``lambda (-log(1 - u))^k``, ``u ~ U(0, 1)``, averaged over ``n_samples``.
+
+Loss per cell: Poisson negative log-likelihood of ``x`` + sum over layers of
+``KL(Weibull(k_t, lambda_t) || Gamma(Phi_{t+1} theta_{t+1}, 1))``; the top layer's KL against
+``Gamma(1, 1)`` is weighted by ``top_kl_weight`` (the authors' released script uses 0).
+
+The encoder's first layer is dense (the variant "without prior knowledge" the paper evaluates),
+or masked by a gene -> pathway matrix (:mod:`.prior`), a layer of one unit per pathway whose
+weights from genes outside the pathway are fixed at zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DSCIGMConfig", "DeepWeibullTopicModel", "MaskedLinear", "kl_weibull_gamma", "poisson_nll"]
+
+EULER_GAMMA = 0.5772156649015329
+TINY = 1e-30
+
+
+@dataclass(frozen=True)
+class DSCIGMConfig:
+    """Architecture and loss settings (everything needed to rebuild the network).
+
+    Attributes
+    ----------
+    n_genes
+        Input and output genes ``V``.
+    topic_sizes
+        Topics per layer, layer 0 first (paper: six layers of 100).
+    hidden_sizes
+        Width of the upward deterministic layers, one per topic layer. With a pathway mask the
+        first width is the number of pathways.
+    embed_size
+        Dimension ``E`` of gene and topic embeddings (paper: 200).
+    n_samples
+        Weibull samples averaged per forward pass (authors: 50).
+    shape_max
+        Upper clamp of ``k = 1 / Weibull shape`` (authors: 10).
+    top_kl_weight
+        Weight of the top layer's KL against ``Gamma(1, 1)`` (authors' script: 0; the ELBO: 1).
+    encoder_log1p
+        Feed ``log1p(x)`` to the encoder (for raw counts); the likelihood always scores ``x``.
+    pathways
+        Names of the pathway units of a masked first layer; empty for a dense encoder.
+    """
+
+    n_genes: int
+    topic_sizes: tuple[int, ...] = (100, 100, 100, 100, 100, 100)
+    hidden_sizes: tuple[int, ...] = (512, 256, 128, 64, 32, 32)
+    embed_size: int = 200
+    n_samples: int = 50
+    shape_max: float = 10.0
+    top_kl_weight: float = 0.0
+    encoder_log1p: bool = False
+    pathways: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "topic_sizes", tuple(int(k) for k in self.topic_sizes))
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        object.__setattr__(self, "pathways", tuple(str(p) for p in self.pathways))
+        if len(self.topic_sizes) < 1:
+            raise ValueError("at least one topic layer is needed")
+        if len(self.hidden_sizes) != len(self.topic_sizes):
+            raise ValueError(
+                f"{len(self.hidden_sizes)} hidden sizes for {len(self.topic_sizes)} topic layers: "
+                "give one per layer"
+            )
+        if min(self.topic_sizes) < 1 or min(self.hidden_sizes) < 1 or self.n_genes < 1:
+            raise ValueError("sizes must be positive")
+        if self.pathways and self.hidden_sizes[0] != len(self.pathways):
+            raise ValueError("with a pathway mask the first hidden size is the number of pathways")
+
+    @property
+    def n_layers(self) -> int:
+        """Number of topic layers ``L``."""
+        return len(self.topic_sizes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable settings."""
+        out = asdict(self)
+        out["topic_sizes"] = list(self.topic_sizes)
+        out["hidden_sizes"] = list(self.hidden_sizes)
+        out["pathways"] = list(self.pathways)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DSCIGMConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**data, "topic_sizes": tuple(data["topic_sizes"]),
+                      "hidden_sizes": tuple(data["hidden_sizes"]),
+                      "pathways": tuple(data.get("pathways", ()))})
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask (``(out, in)``).
+
+    Masked weights receive zero gradient and never contribute, so the layer is exactly the
+    sparse gene -> pathway connection of the authors' ``CustomizedLinear``.
+    """
+
+    def __init__(self, mask: torch.Tensor, bias: bool = True) -> None:
+        n_out, n_in = mask.shape
+        super().__init__(n_in, n_out, bias=bias)
+        self.register_buffer("mask", mask.to(torch.float32))
+        with torch.no_grad():
+            # He-style scale over the real fan-in of each unit rather than all genes
+            fan_in = self.mask.sum(dim=1, keepdim=True).clamp(min=1)
+            self.weight.mul_(math.sqrt(n_in) / fan_in.sqrt())
+            self.weight.mul_(self.mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+def _log(x: torch.Tensor) -> torch.Tensor:
+    return torch.log(x.clamp(min=TINY))
+
+
+def poisson_nll(x: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    """``-sum log Poisson(x | rate)`` divided by the number of cells (rows), as the authors.
+
+    ``x`` may be non-integer (log-normalised values); ``lgamma(x + 1)`` extends the factorial.
+    """
+    return -(x * _log(rate) - rate - torch.lgamma(x + 1)).sum() / x.shape[0]
+
+
+def kl_weibull_gamma(gamma_shape: torch.Tensor, gamma_rate: torch.Tensor, k: torch.Tensor,
+                     lam: torch.Tensor) -> torch.Tensor:
+    """``KL(Weibull(1/k, lam) || Gamma(gamma_shape, gamma_rate))`` summed, divided by cells.
+
+    With ``a, b`` the gamma shape and rate and ``k = 1 / Weibull shape`` (Zhang et al. 2018,
+    WHAI):
+    ``KL = gamma_E a k - a log lam - log k + b lam Gamma(1 + k) - gamma_E - 1 - a log b + lgamma(a)``.
+    All tensors broadcast to ``(N, K)``.
+    """
+    a = gamma_shape
+    kl = (EULER_GAMMA * a * k - a * _log(lam) - _log(k) + gamma_rate * lam * torch.exp(torch.lgamma(1 + k))
+          - EULER_GAMMA - 1 - a * _log(gamma_rate) + torch.lgamma(a.clamp(min=TINY)))
+    return kl.sum() / k.shape[0]
+
+
+class DeepWeibullTopicModel(nn.Module):
+    """The d-scIGM network (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        Sizes and loss settings.
+    mask
+        ``(n_pathways, n_genes)`` 0/1 tensor for a masked first encoder layer, or ``None`` (dense).
+    """
+
+    def __init__(self, config: DSCIGMConfig, mask: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        sizes, hidden = config.topic_sizes, config.hidden_sizes
+        if (mask is None) != (not config.pathways):
+            raise ValueError("a mask is given exactly when the config names pathways")
+        first: nn.Module = (MaskedLinear(mask) if mask is not None
+                            else nn.Linear(config.n_genes, hidden[0]))
+        self.encoder = nn.ModuleList([first] + [nn.Linear(hidden[t - 1], hidden[t]) for t in range(1, len(hidden))])
+        top = config.n_layers - 1
+        self.shape_heads = nn.ModuleList(
+            [nn.Linear(hidden[t] + (sizes[t] if t < top else 0), sizes[t]) for t in range(config.n_layers)])
+        self.scale_heads = nn.ModuleList(
+            [nn.Linear(hidden[t] + (sizes[t] if t < top else 0), sizes[t]) for t in range(config.n_layers)])
+        self.gene_embedding = nn.Parameter(torch.randn(config.n_genes, config.embed_size) * 0.05)
+        self.topic_embeddings = nn.ParameterList(
+            [nn.Parameter(torch.randn(k, config.embed_size) * 0.05) for k in sizes])
+
+    # ------------------------------------------------------------------ decoder
+    def phi(self, t: int) -> torch.Tensor:
+        """``Phi_t``: ``(V, K_0)`` for ``t = 0``, ``(K_{t-1}, K_t)`` above; columns on the simplex."""
+        below = self.gene_embedding if t == 0 else self.topic_embeddings[t - 1].detach()
+        return torch.softmax(below @ self.topic_embeddings[t].T, dim=0)
+
+    def topic_gene(self, layer: int = 0) -> torch.Tensor:
+        """Gene distribution of every topic of ``layer``: ``(Phi_0 ... Phi_layer)^T``, ``(K_layer, V)``."""
+        with torch.no_grad():
+            product = self.phi(0)
+            for t in range(1, layer + 1):
+                product = product @ self.phi(t)
+            return product.T
+
+    # ------------------------------------------------------------------ inference
+    def _weibull(self, t: int, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        k = F.softplus(self.shape_heads[t](features)).clamp(min=TINY, max=self.config.shape_max)
+        mean = F.softplus(self.scale_heads[t](features)).clamp(min=TINY)
+        lam = mean / torch.exp(torch.lgamma(1 + k))
+        return k, lam, mean
+
+    def _sample(self, k: torch.Tensor, lam: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        shape = (self.config.n_samples, *k.shape)
+        u = torch.rand(shape, generator=generator, device=k.device, dtype=k.dtype).clamp(1e-7, 1 - 1e-7)
+        return (lam * torch.pow(-torch.log1p(-u), k)).mean(dim=0)
+
+    def forward(self, x_encoder: torch.Tensor, x_target: torch.Tensor | None = None, *,
+                sample: bool = True, generator: torch.Generator | None = None) -> dict[str, Any]:
+        """Encode a minibatch and, given ``x_target``, compute the loss.
+
+        Parameters
+        ----------
+        x_encoder
+            ``(N, V)`` encoder input.
+        x_target
+            ``(N, V)`` values the Poisson likelihood scores, or ``None`` (no loss).
+        sample
+            Draw Weibull samples (training); ``False`` propagates posterior means (deterministic).
+        generator
+            Torch generator of the Weibull noise.
+
+        Returns
+        -------
+        dict
+            ``theta`` (list of ``(N, K_t)``), and with ``x_target``: ``loss``, ``nll``, ``kl``
+            (list per layer).
+        """
+        hidden = []
+        h = x_encoder
+        for layer in self.encoder:
+            h = torch.tanh(layer(h))
+            hidden.append(h)
+        n_layers = self.config.n_layers
+        theta: list[torch.Tensor] = [None] * n_layers  # type: ignore[list-item]
+        params: list[tuple[torch.Tensor, torch.Tensor]] = [None] * n_layers  # type: ignore[list-item]
+        prior_shape: list[torch.Tensor | None] = [None] * n_layers
+        for t in range(n_layers - 1, -1, -1):
+            if t == n_layers - 1:
+                features = hidden[t]
+            else:
+                prior_shape[t] = theta[t + 1] @ self.phi(t + 1).T  # (N, K_t)
+                features = torch.cat([hidden[t], prior_shape[t]], dim=1)
+            k, lam, mean = self._weibull(t, features)
+            params[t] = (k, lam)
+            theta[t] = self._sample(k, lam, generator) if sample else mean
+        out: dict[str, Any] = {"theta": theta}
+        if x_target is None:
+            return out
+        rate = theta[0] @ self.phi(0).T  # (N, V)
+        nll = poisson_nll(x_target, rate)
+        kls = []
+        one = torch.ones((), dtype=rate.dtype, device=rate.device)
+        for t in range(n_layers):
+            k, lam = params[t]
+            if t < n_layers - 1:
+                kls.append(kl_weibull_gamma(prior_shape[t], one, k, lam))
+            else:
+                kls.append(self.config.top_kl_weight * kl_weibull_gamma(one, one, k, lam))
+        out.update(loss=nll + sum(kls), nll=nll, kl=kls)
+        return out
+
+    @torch.no_grad()
+    def transform(self, x_encoder: torch.Tensor) -> list[torch.Tensor]:
+        """Posterior-mean ``theta`` of every layer for ``x_encoder`` ``(N, V)`` (eval mode)."""
+        return self.forward(x_encoder, None, sample=False)["theta"]
+
+
+def as_float_tensor(matrix: Any, rows: np.ndarray | slice | None = None) -> torch.Tensor:
+    """Dense float32 tensor of (rows of) a CSR or dense matrix."""
+    import scipy.sparse as sp
+
+    block = matrix if rows is None else matrix[rows]
+    if sp.issparse(block):
+        block = block.toarray()
+    return torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
