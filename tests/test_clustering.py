@@ -12,7 +12,6 @@ import json
 import math
 import sys
 import warnings
-from itertools import combinations
 
 import numpy as np
 import pandas as pd

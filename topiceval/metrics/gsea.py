@@ -390,7 +390,7 @@ def _native(ranking, order, names, members, terms, n_perm, seed, n_jobs, progres
             p1 = min(n_perm, p0 + perm_chunk)
             places = _random_places(by_gene, inverse[p0:p1], index_type)  # (pc, nnz) sorted per set
 
-            def task(group, places=places, p0=p0, p1=p1):  # noqa: ANN001, ANN202
+            def task(group, places=places, null=null, p0=p0, p1=p1):  # noqa: ANN001, ANN202
                 m, a, b = group
                 lo, hi = members.indptr[a], members.indptr[b]
                 return _null_group(weights_t, places[:, lo:hi], m, null[:, a:b, p0:p1], n_genes)
