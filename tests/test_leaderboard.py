@@ -189,6 +189,21 @@ def test_failed_and_skipped_cells_are_reported_not_cached(tiny_h5ad, tmp_path, c
     assert counting_model.CALLS == [1]  # the failed cell is retried, the finished one is not
 
 
+def test_datasets_without_counts_or_matrix_are_skipped_with_reasons(tmp_path):
+    config = lconfig.load_config({"datasets": ["yan", "wang"], "seeds": [0], "train": {"models": ["nmf"]},
+                                  "collections": [{"name": "h", "human": "hallmark", "metrics": ["tc"]}]})
+    results = runner.run(config, cache=tmp_path / "cache", backend="sequential", progress=False)
+    reasons = results.cells.set_index("dataset")["reason"]
+    assert list(results.cells["status"]) == ["skipped", "skipped"]
+    assert reasons["wang"] == "dataset: no expression matrix (the distributed data hold cell types and a cell embedding only)"
+    assert reasons["yan"].startswith("yan holds log expression, no raw counts: model 'nmf' trains on")
+    assert results.scores.empty
+    paths = report.write_report(results, tmp_path / "report")
+    markdown = paths["markdown"].read_text()
+    assert "| yan | nmf | 0 | skipped | yan holds log expression" in markdown
+    assert "| wang | nmf | 0 | skipped | dataset: no expression matrix" in markdown
+
+
 # --------------------------------------------------------------------------- backends and values
 @pytest.fixture(scope="module")
 def backend_results(tiny_h5ad, tmp_path_factory):

@@ -350,10 +350,17 @@ def _settings_rows(results: Results) -> dict[str, tuple[list[str], list[list[str
         if d.get("skip_reason"):
             prep = "–"
         elif d["values"] == "counts":
-            hvg = (pre.get("highly_variable_genes") or {}).get("n_top_genes") if isinstance(pre, dict) else None
-            total = (pre.get("normalize_total") or {}).get("target_sum") if isinstance(pre, dict) else None
-            prep = ", ".join(p for p in (f"normalise to {total:g}" if total else "normalise", "log1p",
-                                         f"{hvg} HVG (seurat)" if hvg else "all genes") if p)
+            pre = pre if isinstance(pre, dict) else {}
+            hvg = pre.get("highly_variable_genes") or {}
+            total = (pre.get("normalize_total") or {}).get("target_sum")
+            wanted, kept = hvg.get("n_top_genes"), hvg.get("n_selected", d["n_genes"])
+            if wanted is None:
+                genes = "all genes"
+            elif kept < wanted:
+                genes = f"all {kept} genes (fewer than the {wanted} HVG asked for)"
+            else:
+                genes = f"{kept} HVG (seurat)"
+            prep = ", ".join((f"normalise to {total:g}" if total else "normalise", "log1p", genes))
         else:
             prep = f"as distributed ({d['values']})"
         datasets.append([d["name"], d["species"], str(d["n_cells"]), str(d["n_genes"]), str(d["n_types"]),

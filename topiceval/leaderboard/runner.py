@@ -536,12 +536,16 @@ class Results:
             raise InputError(f"no leaderboard results in {target} (results.json missing)")
         data = json.loads(path.read_text())
 
-        def table(name: str) -> pd.DataFrame:
+        def table(name: str, columns: list[str]) -> pd.DataFrame:
             file = target / name
-            return pd.read_csv(file, keep_default_na=True) if file.is_file() and file.stat().st_size > 1 else pd.DataFrame()
+            if not file.is_file():
+                raise InputError(f"leaderboard results in {target} lack {name}")
+            frame = pd.read_csv(file, keep_default_na=True)
+            return frame if len(frame.columns) else pd.DataFrame(columns=columns)
 
-        return cls(config=data["config"], cells=table("cells.csv"), scores=table("scores.csv"),
-                   per_topic=table("per_topic.csv"), pathways=table("pathways.csv"))
+        return cls(config=data["config"], cells=table("cells.csv", _CELL_COLUMNS),
+                   scores=table("scores.csv", _SCORE_COLUMNS), per_topic=table("per_topic.csv", _TOPIC_COLUMNS),
+                   pathways=table("pathways.csv", _PATHWAY_COLUMNS))
 
 
 def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequence[CellOutcome],
@@ -585,8 +589,17 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                     pathway_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed,
                                          "collection": collection, "method": method.upper(), "term": term,
                                          "n_topics": int(values["n_topics"]), "best": float(values["best"])})
-    return Results(config=config, cells=pd.DataFrame(cell_rows), scores=pd.DataFrame(score_rows),
-                   per_topic=pd.DataFrame(topic_rows), pathways=pd.DataFrame(pathway_rows))
+    return Results(config=config, cells=pd.DataFrame(cell_rows, columns=_CELL_COLUMNS),
+                   scores=pd.DataFrame(score_rows, columns=_SCORE_COLUMNS),
+                   per_topic=pd.DataFrame(topic_rows) if topic_rows else pd.DataFrame(columns=_TOPIC_COLUMNS),
+                   pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS))
+
+
+_CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "cpu_s", "wall_s",
+                 "n_warnings", "train_key"]
+_SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
+_TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
+_PATHWAY_COLUMNS = ["dataset", "model", "seed", "collection", "method", "term", "n_topics", "best"]
 
 
 # --------------------------------------------------------------------------- backends
