@@ -126,7 +126,66 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
     train.set_defaults(func=_cmd_train)
     _add_gene_sets_parser(sub)
+    _add_leaderboard_parsers(sub)
     return parser
+
+
+def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser(
+        "benchmark",
+        help="run a leaderboard (models x datasets x seeds x gene sets) and write its report",
+        description="Train every model of a leaderboard config on every dataset and seed, score each "
+        "against every gene-set collection, and write index.html, summary.md and CSV/JSON of every number. "
+        "Finished cells are cached and never recomputed: a killed run resumes.",
+        epilog="Example: topiceval benchmark --config reports/leaderboard/leaderboard.toml",
+    )
+    bench.add_argument("--config", required=True, metavar="TOML", help="leaderboard configuration (TOML)")
+    bench.add_argument("--out", metavar="DIR", help="report folder (default: output.dir of the config, else its folder)")
+    bench.add_argument("--cache", metavar="DIR", help="cache folder (default: output.cache of the config, else "
+                       "$TOPICEVAL_CACHE/leaderboard or the user cache folder)")
+    bench.add_argument("--backend", choices=["joblib", "dask", "sequential"], help="override run.backend")
+    bench.add_argument("--n-jobs", type=int, help="override run.n_jobs (parallel cells)")
+    bench.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (default: a LocalCluster)")
+    bench.add_argument("--refresh", action="store_true", help="recompute the cells of this config even if cached")
+    bench.add_argument("--report-only", action="store_true", help="only redraw the report from the results in --out")
+    bench.add_argument("--baseline-out", metavar="JSON", help="also write a regression baseline of every score")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bars")
+    bench.set_defaults(func=_cmd_benchmark)
+
+    regress = sub.add_parser(
+        "regress",
+        help="compare metric values with a baseline; non-zero exit on drift",
+        description="Compare current scores (an evaluation JSON, a leaderboard results.json or folder, or a "
+        "baseline) with a baseline. Exit 0: within tolerance; 1: drift or missing values; 3: the "
+        "configuration changed (config_sha256 differs: values not comparable, not a regression); 2: bad input.",
+        epilog="Example: topiceval regress --baseline baseline.json --current result.json --rtol GSEA_N=0.05",
+    )
+    regress.add_argument("--baseline", required=True, metavar="JSON", help="baseline file (topiceval-baseline format)")
+    regress.add_argument("--current", required=True, metavar="JSON", help="current scores")
+    regress.add_argument("--rtol", action="append", default=[], metavar="[METRIC=]VALUE",
+                         help="relative tolerance, per metric or (bare) for every metric; repeatable")
+    regress.add_argument("--atol", action="append", default=[], metavar="[METRIC=]VALUE",
+                         help="absolute tolerance, per metric or (bare) for every metric; repeatable")
+    regress.add_argument("--all", action="store_true", help="show every compared value, not only the failing ones")
+    regress.add_argument("--write-baseline", action="store_true",
+                         help="write --current as a new baseline to --baseline (with the given tolerances) and exit")
+    regress.set_defaults(func=_cmd_regress)
+
+    demo = sub.add_parser(
+        "demo",
+        help="train scE2TM, NMF and LDA on the shipped dataset, score them, write an HTML report",
+        description="The main job: on the shipped Pollen et al. 2014 dataset, train scE2TM and the NMF / LDA "
+        "baselines with short schedules, score them with every metric (TC, TD, TQ, IP, ORA, GSEA, ARI, NMI), "
+        "write the report and print the leaderboard. Seeds are fixed: the numbers are reproducible.",
+    )
+    demo.add_argument("--out", default="reports/demo", metavar="DIR", help="report folder (default reports/demo)")
+    demo.add_argument("--models", default="sce2tm,nmf,lda", help="comma-separated models, or 'installed' "
+                      "(every registered model whose extra is installed); default sce2tm,nmf,lda")
+    demo.add_argument("--n-jobs", type=int, help="parallel cells (default 2)")
+    demo.add_argument("--cache", metavar="DIR", help="keep trained models here (default: a temporary folder)")
+    demo.add_argument("--quick", action="store_true", help="tiny schedules for a smoke test (numbers meaningless)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(func=_cmd_demo)
 
 
 def _add_gene_sets_parser(sub: argparse._SubParsersAction) -> None:
@@ -386,6 +445,67 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
         print(json.dumps(result.to_dict(), indent=2))
     return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from topiceval.leaderboard import config as lconfig
+    from topiceval.leaderboard import report, runner
+
+    config = lconfig.load_config(args.config)
+    if args.scheduler:
+        config = config.replace(scheduler=args.scheduler)
+    out = Path(args.out) if args.out else (config.out or Path(args.config).resolve().parent)
+    if args.report_only:
+        results = runner.Results.read(out)
+    else:
+        results = runner.run(config, cache=args.cache, log=out / runner.LOG_FILE, backend=args.backend,
+                             n_jobs=args.n_jobs, progress=not args.no_progress, refresh=args.refresh)
+    paths = report.write_report(results, out)
+    print(report.leaderboard_text(results))
+    cells = results.cells
+    if not cells.empty:
+        counts = cells["status"].value_counts()
+        print(f"\ncells: {int(counts.get('done', 0))} done, {int(counts.get('skipped', 0))} skipped, "
+              f"{int(counts.get('failed', 0))} failed (reasons in {paths['markdown'].name})")
+    if args.baseline_out:
+        from topiceval.leaderboard.regress import make_baseline
+
+        make_baseline(results).write(args.baseline_out)
+        print(f"wrote {args.baseline_out}")
+    print(f"wrote {paths['html']} and {paths['markdown']}")
+    failed = int((cells["status"] == "failed").sum()) if not cells.empty else 0
+    return 1 if failed else 0
+
+
+def _cmd_regress(args: argparse.Namespace) -> int:
+    from topiceval.leaderboard import regress
+
+    tolerances = regress.parse_tolerance_pairs(args.rtol, args.atol)
+    if args.write_baseline:
+        regress.make_baseline(args.current, tolerances=tolerances).write(args.baseline)
+        print(f"wrote {args.baseline}")
+        return 0
+    comparison = regress.compare(args.baseline, args.current, tolerances=tolerances or None)
+    table = comparison.diff_table(show_all=args.all)
+    if table:
+        print(table)
+    print(comparison.summary())
+    return comparison.exit_code
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from topiceval.leaderboard.demo import run_demo
+
+    outcome = run_demo(args.out, models=args.models, quick=args.quick, n_jobs=args.n_jobs, cache=args.cache,
+                       progress=not args.no_progress)
+    print(outcome["table"])
+    cells = outcome["results"].cells
+    for row in cells[cells["status"] != "done"].itertuples():
+        print(f"{row.model} on {row.dataset} (seed {row.seed}) {row.status}: {row.reason}")
+    print(f"\nwrote {outcome['report']['html']} ({outcome['wall_s']:.0f} s)")
+    return 1 if (cells["status"] == "failed").any() else 0
 
 
 def _summary(result) -> str:  # noqa: ANN001 - Evaluation, imported lazily

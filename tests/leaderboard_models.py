@@ -1,0 +1,33 @@
+"""A registry trainer that counts its calls and can simulate a kill (tests of the leaderboard cache).
+
+Imported by name (``leaderboard_models:counting_nmf``) by :mod:`topiceval.adapters.registry`, as
+any registered model's trainer; the tests run it in-process (sequential backend) to count calls.
+"""
+
+from __future__ import annotations
+
+CALLS: list[int] = []
+#: Raise KeyboardInterrupt on this call number (1-based), simulating a killed run.
+INTERRUPT_AT: int | None = None
+#: Raise RuntimeError for this seed (a crashing model).
+FAIL_SEED: int | None = None
+
+
+def counting_nmf(adata, params):
+    from topiceval.adapters import nmf
+
+    CALLS.append(params.seed)
+    if INTERRUPT_AT is not None and len(CALLS) == INTERRUPT_AT:
+        raise KeyboardInterrupt("simulated kill")
+    if FAIL_SEED is not None and params.seed == FAIL_SEED:
+        raise RuntimeError("simulated crash")
+    result = nmf.train(adata, params)
+    result.outputs.name = "counting"
+    return result
+
+
+def reset() -> None:
+    global INTERRUPT_AT, FAIL_SEED
+    CALLS.clear()
+    INTERRUPT_AT = None
+    FAIL_SEED = None

@@ -1,0 +1,388 @@
+"""The leaderboard runner: config parsing, cache and resume, backends, results, report, CLI."""
+
+from __future__ import annotations
+
+import base64
+import json
+import warnings
+from html.parser import HTMLParser
+from pathlib import Path
+
+import leaderboard_models
+import numpy as np
+import pandas as pd
+import pytest
+from topiceval.adapters import registry
+
+from topiceval.cli import main
+from topiceval.errors import InputError
+from topiceval.leaderboard import config as lconfig
+from topiceval.leaderboard import report, runner
+
+
+@pytest.fixture(scope="module")
+def tiny_h5ad(tmp_path_factory) -> Path:
+    """120 cells x 714 genes of counts drawn from 4 Hallmark topics, 4 cell types."""
+    from topiceval import datasets
+
+    adata = datasets.synthetic(n_cells=120, n_cell_types=4, n_topics=4, n_background_genes=100, seed=0)
+    adata.obs = adata.obs[["cell_type"]]
+    for key in ("true_cell_topic",):
+        del adata.obsm[key]
+    del adata.varm["true_topic_gene"]
+    adata.uns = {}
+    path = tmp_path_factory.mktemp("tiny") / "tiny.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def tiny_config(path: Path, models, *, seeds=(0, 1), collections=None, evaluation=None, **extra) -> dict:
+    return {
+        "name": "tiny",
+        "seeds": list(seeds),
+        "datasets": [{"name": "tiny", "path": str(path), "label_key": "cell_type", "species": "human",
+                      "values": "counts"}],
+        "preprocess": {"n_top_genes": 300},
+        "train": {"models": list(models), "n_topics": 4},
+        "models": {m: {"epochs": 40} for m in models},
+        "collections": collections or [
+            {"name": "hallmark", "human": "hallmark", "metrics": ["tc", "td", "tq", "ip", "ora", "gsea", "clustering"]},
+            {"name": "reactome", "human": "reactome", "metrics": ["tc", "td", "tq"]},
+        ],
+        "evaluation": evaluation or {"gsea_n_perm": 50, "cluster_resolutions": [0.3, 0.6, 1.0]},
+        **extra,
+    }
+
+
+@pytest.fixture
+def counting_model(monkeypatch):
+    entry = registry.ModelEntry(name="counting", target="leaderboard_models:counting_nmf", extra=None,
+                                requires=("sklearn",), description="NMF that counts its calls (tests)")
+    monkeypatch.setitem(registry._REGISTRY, "counting", entry)
+    leaderboard_models.reset()
+    yield leaderboard_models
+    leaderboard_models.reset()
+
+
+# --------------------------------------------------------------------------- config
+def test_config_from_toml(tmp_path):
+    (tmp_path / "sets.gmt").write_text("A\tna\tX\tY\n")
+    path = tmp_path / "lb.toml"
+    path.write_text("""
+name = "t"
+seeds = [0, 2]
+datasets = ["pollen", "ting"]
+[train]
+models = ["nmf", "lda"]
+n_topics = 7
+[models.lda]
+epochs = 9
+options = { learning_method = "online" }
+[[collections]]
+name = "mine"
+human = "sets.gmt"
+mouse = "shared:gene_sets/mouse.h.all.v7.1.symbols.gmt"
+metrics = "tc,td"
+[evaluation]
+gsea_n_perm = 10
+[output]
+dir = "out"
+""")
+    config = lconfig.load_config(path)
+    assert config.seeds == (0, 2)
+    assert [d.name for d in config.datasets] == ["pollen", "ting"]
+    assert config.model("nmf").n_topics == 7 and config.model("nmf").epochs is None
+    assert config.model("lda").epochs == 9 and config.model("lda").options == {"learning_method": "online"}
+    assert config.collections[0].metrics == ("tc", "td")
+    assert config.out == tmp_path / "out"
+    assert lconfig.resolve_gene_set_spec("sets.gmt", config.root) == str(tmp_path / "sets.gmt")
+    assert lconfig.resolve_gene_set_spec("hallmark", config.root) == "hallmark"
+    # every number-changing field enters the hash; run settings do not
+    assert config.replace(n_jobs=2, backend="dask").sha256() == config.sha256()
+    assert config.replace(evaluation={"gsea_n_perm": 11}).sha256() != config.sha256()
+    assert config.replace(seeds=(0, 1)).sha256() != config.sha256()
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"datasets": ["nope"]}, "unknown dataset 'nope'"),
+    ({"bogus": 1}, "unknown key"),
+    ({"train": {"models": ["nmf", "zzz"]}}, "unknown model 'zzz'"),
+    ({"models": {"lda": {"epochs": 3}}, "train": {"models": ["nmf"]}}, "not in train.models"),
+    ({"models": {"nmf": {"epoch": 3}}}, "unknown key(s) in [models.nmf]"),
+    ({"evaluation": {"gsea_nperm": 3}}, "unknown option"),
+    ({"collections": [{"name": "c", "human": "hallmark", "metrics": ["tcc"]}]}, "unknown metric"),
+    ({"seeds": []}, "seeds is empty"),
+    ({"run": {"backend": "ray"}}, "run.backend"),
+])
+def test_config_errors(raw, message):
+    base = {"datasets": ["pollen"], "train": {"models": ["nmf"]},
+            "collections": [{"name": "h", "human": "hallmark"}]}
+    base.update(raw)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        lconfig.load_config(base)
+
+
+# --------------------------------------------------------------------------- cache and resume
+def test_killed_run_resumes_without_recomputing(tiny_h5ad, tmp_path, counting_model):
+    config = lconfig.load_config(tiny_config(
+        tiny_h5ad, ["counting"], seeds=(0, 1, 2),
+        collections=[{"name": "hallmark", "human": "hallmark", "metrics": ["tc", "td", "tq", "ip"]}]))
+    cache = tmp_path / "cache"
+    counting_model.INTERRUPT_AT = 2  # the second training is killed
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(config, cache=cache, backend="sequential", progress=False)
+    assert counting_model.CALLS == [0, 1]
+    finished = [p for p in (cache / "runs").iterdir()]
+    assert len(finished) == 1 and not finished[0].name.startswith(".")  # nothing half-written
+    assert sorted(p.name for p in finished[0].iterdir()) == ["config.json", "outputs.h5ad"]
+
+    counting_model.reset()
+    results = runner.run(config, cache=cache, backend="sequential", progress=False, log=tmp_path / "run.log")
+    assert sorted(counting_model.CALLS) == [1, 2]  # only the unfinished cells were trained
+    cells = results.cells.set_index("seed")
+    assert list(cells["status"]) == ["done"] * 3
+    assert not cells.loc[0, "trained"] and cells.loc[1, "trained"] and cells.loc[2, "trained"]
+    log = (tmp_path / "run.log").read_text()
+    assert "tiny / counting / seed 0: done (cached run" in log and "seed 2: done (trained" in log
+
+    counting_model.reset()
+    again = runner.run(config, cache=cache, backend="sequential", progress=False)
+    assert counting_model.CALLS == []
+    pd.testing.assert_frame_equal(again.scores, results.scores)
+
+    # a lost score is recomputed from the cached model, identical, without training
+    score_dirs = list((cache / "scores").iterdir())
+    assert len(score_dirs) == 3
+    import shutil
+
+    shutil.rmtree(score_dirs[0])
+    third = runner.run(config, cache=cache, backend="sequential", progress=False)
+    assert counting_model.CALLS == []
+    pd.testing.assert_frame_equal(third.scores, results.scores)
+
+    # refresh recomputes everything
+    fourth = runner.run(config, cache=cache, backend="sequential", progress=False, refresh=True)
+    assert sorted(counting_model.CALLS) == [0, 1, 2]
+    pd.testing.assert_frame_equal(fourth.scores, results.scores)
+
+
+def test_failed_and_skipped_cells_are_reported_not_cached(tiny_h5ad, tmp_path, counting_model, monkeypatch):
+    missing = registry.ModelEntry(name="needs_lib", target="nowhere:train", extra="nolib",
+                                  requires=("a_module_that_is_not_installed",), description="x")
+    monkeypatch.setitem(registry._REGISTRY, "needs_lib", missing)
+    raw = tiny_config(tiny_h5ad, ["counting", "needs_lib"], seeds=(0, 1),
+                      collections=[{"name": "hallmark", "human": "hallmark", "metrics": ["tc"]}])
+    raw["models"] = {"counting": {"epochs": 20}}
+    config = lconfig.load_config(raw)
+    counting_model.FAIL_SEED = 1
+    results = runner.run(config, cache=tmp_path / "c", backend="sequential", progress=False, log=tmp_path / "run.log")
+    cells = results.cells.set_index(["model", "seed"])
+    assert cells.loc[("counting", 0), "status"] == "done"
+    assert cells.loc[("counting", 1), "status"] == "failed"
+    assert cells.loc[("counting", 1), "reason"] == "RuntimeError: simulated crash"
+    assert cells.loc[("needs_lib", 0), "status"] == "skipped"
+    assert 'pip install "topiceval[nolib]"' in cells.loc[("needs_lib", 0), "reason"]
+    assert "Traceback" in (tmp_path / "run.log").read_text()
+    assert set(results.scores["seed"]) == {0}
+    counting_model.reset()
+    runner.run(config, cache=tmp_path / "c", backend="sequential", progress=False)
+    assert counting_model.CALLS == [1]  # the failed cell is retried, the finished one is not
+
+
+def test_datasets_without_counts_or_matrix_are_skipped_with_reasons(tmp_path):
+    config = lconfig.load_config({"datasets": ["yan", "wang"], "seeds": [0], "train": {"models": ["nmf"]},
+                                  "collections": [{"name": "h", "human": "hallmark", "metrics": ["tc"]}]})
+    results = runner.run(config, cache=tmp_path / "cache", backend="sequential", progress=False)
+    reasons = results.cells.set_index("dataset")["reason"]
+    assert list(results.cells["status"]) == ["skipped", "skipped"]
+    assert reasons["wang"] == "dataset: no expression matrix (the distributed data hold cell types and a cell embedding only)"
+    assert reasons["yan"].startswith("yan holds log expression, no raw counts: model 'nmf' trains on")
+    assert results.scores.empty
+    paths = report.write_report(results, tmp_path / "report")
+    markdown = paths["markdown"].read_text()
+    assert "| yan | nmf | 0 | skipped | yan holds log expression" in markdown
+    assert "| wang | nmf | 0 | skipped | dataset: no expression matrix" in markdown
+
+
+# --------------------------------------------------------------------------- backends and values
+@pytest.fixture(scope="module")
+def backend_results(tiny_h5ad, tmp_path_factory):
+    config = lconfig.load_config(tiny_config(tiny_h5ad, ["nmf", "lda"]))
+    root = tmp_path_factory.mktemp("backends")
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for backend, jobs in (("sequential", 1), ("joblib", 2), ("dask", 2)):
+            out[backend] = runner.run(config, cache=root / backend, backend=backend, n_jobs=jobs, progress=False)
+    out["cache"] = root / "sequential"
+    out["config"] = config
+    return out
+
+
+def test_backends_give_identical_numbers(backend_results):
+    reference = backend_results["sequential"]
+    assert len(reference.scores) > 0
+    assert set(reference.cells["status"]) == {"done"}
+    for backend in ("joblib", "dask"):
+        other = backend_results[backend]
+        pd.testing.assert_frame_equal(other.scores, reference.scores, check_exact=True)
+        pd.testing.assert_frame_equal(other.per_topic, reference.per_topic, check_exact=True)
+
+
+def test_scores_are_those_of_the_registry_trainer_and_evaluate(backend_results, tiny_h5ad):
+    """Independent path: preprocess, train NMF directly, evaluate; the leaderboard's numbers match."""
+    import anndata
+    from topiceval.adapters import nmf
+
+    from topiceval import datasets, evaluate
+
+    adata = datasets.preprocess(anndata.read_h5ad(tiny_h5ad), n_top_genes=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = nmf.train(adata, registry.TrainParams(n_topics=4, epochs=40, seed=1)).outputs
+        expected = evaluate(outputs, gene_sets="hallmark", labels=adata.obs["cell_type"].astype(str).to_numpy(),
+                            metrics="tc,td,tq,ip,ora,gsea,clustering", gsea_n_perm=50,
+                            cluster_resolutions=(0.3, 0.6, 1.0))
+    scores = backend_results["sequential"].scores
+    got = scores[(scores["model"] == "nmf") & (scores["seed"] == 1) & (scores["collection"] == "hallmark")]
+    got = got.set_index("metric")["value"]
+    assert list(got.index) == list(expected.scores.index)
+    np.testing.assert_array_equal(got.to_numpy(), expected.scores.to_numpy())
+
+
+def test_summary_is_mean_and_sample_sd_over_seeds(backend_results):
+    results = backend_results["sequential"]
+    summary = results.summary().set_index(["dataset", "collection", "model", "metric"])
+    values = results.scores.query("model == 'lda' and collection == 'hallmark' and metric == 'TC'")["value"].to_numpy()
+    row = summary.loc[("tiny", "hallmark", "lda", "TC")]
+    assert row["n"] == 2
+    assert row["mean"] == pytest.approx((values[0] + values[1]) / 2, rel=1e-12)
+    assert row["sd"] == pytest.approx(abs(values[0] - values[1]) / np.sqrt(2), rel=1e-12)
+
+
+def test_results_round_trip_and_baseline_entries(backend_results, tmp_path):
+    results = backend_results["sequential"]
+    results.write(tmp_path)
+    back = runner.Results.read(tmp_path)
+    pd.testing.assert_frame_equal(back.scores, results.scores, check_exact=False, rtol=1e-9)
+    entries = results.baseline_entries()
+    assert len(entries) == 2 * 2 * 2  # models x seeds x collections
+    keys = {e["key"] for e in entries}
+    assert "tiny/nmf/seed0/hallmark" in keys
+    hallmark = next(e for e in entries if e["key"] == "tiny/nmf/seed0/hallmark")
+    reactome = next(e for e in entries if e["key"] == "tiny/nmf/seed0/reactome")
+    assert set(hallmark["scores"]) >= {"TC", "IP", "ORA_Q", "GSEA_Q", "ARI", "NMI"}
+    assert hallmark["config_sha256"] != reactome["config_sha256"]
+
+
+# --------------------------------------------------------------------------- report
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str]] = []
+        self.tables: list[dict] = []
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        elif tag == "table":
+            self.tables.append({"class": attrs.get("class", ""), "header": [], "rows": []})
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+            if tag == "th":
+                self.tables[-1]["header"] = self._row
+        elif tag == "tr" and self._row is not None:
+            if self._row is not self.tables[-1]["header"]:
+                self.tables[-1]["rows"].append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_report_html_is_complete_and_self_contained(backend_results, tmp_path):
+    results = backend_results["sequential"]
+    paths = report.write_report(results, tmp_path)
+    page = _Page()
+    text = paths["html"].read_text()
+    page.feed(text)
+    assert "http://" not in text and "https://" not in text  # no external resource
+    # reactome: only TC/TD/TQ -> heatmaps; hallmark: scatter, heatmaps, enrichment bars, pathways
+    assert len(page.images) == 5
+    for image in page.images:
+        assert image["src"].startswith("data:image/png;base64,")
+        png = base64.b64decode(image["src"].split(",", 1)[1], validate=True)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+        assert image["alt"]
+    ranked = [t for t in page.tables if "ranked-tiny-hallmark" in t["class"]]
+    assert len(ranked) == 1
+    table = ranked[0]
+    assert table["header"] == ["model", "rank", "TC", "TD", "TQ", "IP", "ORA_Q", "GSEA_Q", "ARI", "NMI", "seeds"]
+    assert sorted(row[0] for row in table["rows"]) == ["lda", "nmf"]
+    summary = results.summary().set_index(["collection", "model", "metric"])
+    for row in table["rows"]:
+        for metric, cell in zip(table["header"][2:-1], row[2:-1], strict=True):
+            stats = summary.loc[("hallmark", row[0], metric)]
+            assert cell == report.format_value(stats["mean"], stats["sd"])
+        assert row[-1] == "2"
+    reactome = next(t for t in page.tables if "ranked-tiny-reactome" in t["class"])
+    assert reactome["header"] == ["model", "rank", "TC", "TD", "TQ", "seeds"]
+    genes = [t for t in page.tables if t["class"] == "genes"]
+    assert len(genes) == 2 and all(len(t["rows"]) == 4 for t in genes)  # 2 models x 4 topics
+    per_topic = results.per_topic
+    first = per_topic[(per_topic["model"] == "nmf") & (per_topic["seed"] == 0) & (per_topic["collection"] == "hallmark")]
+    assert [r[1] for r in genes[0]["rows"]] == list(first.sort_values("topic")["top_genes"])  # nmf comes first
+    markdown = paths["markdown"].read_text()
+    assert "| model | rank | TC | TD | TQ | IP | ORA_Q | GSEA_Q | ARI | NMI | seeds |" in markdown
+    for name in runner.Results.FILES:
+        assert (tmp_path / name).is_file()
+    assert (tmp_path / "index.html").stat().st_mode & 0o044  # readable like a normal file
+
+
+def test_ranking_is_the_mean_rank_over_the_rank_metrics(backend_results):
+    results = backend_results["sequential"]
+    table = report.ranked_table(results, "tiny", "hallmark")
+    metrics = ["TQ", "IP", "ORA_Q", "GSEA_Q", "ARI", "NMI"]
+    nmf_better = sum(table.loc["nmf", m] > table.loc["lda", m] for m in metrics)
+    ties = sum(table.loc["nmf", m] == table.loc["lda", m] for m in metrics)
+    assert table.loc["nmf", "rank"] == pytest.approx((1 * nmf_better + 2 * (6 - nmf_better - ties) + 1.5 * ties) / 6)
+    assert list(table.index) == sorted(table.index, key=lambda m: table.loc[m, "rank"])
+    assert report.format_value(0.12345, 0.01) == "0.123 ± 0.010"
+    assert report.format_value(362.0, np.nan) == "362"
+    assert report.format_value(np.nan) == "–"
+
+
+# --------------------------------------------------------------------------- CLI
+def test_benchmark_cli_writes_report_and_baseline(tiny_h5ad, tmp_path, capsys):
+    lines = ['name = "cli"', "seeds = [0]",
+             f'datasets = [{{ name = "tiny", path = "{tiny_h5ad}", label_key = "cell_type", species = "human", values = "counts" }}]',
+             "[preprocess]", "n_top_genes = 300", "[train]", 'models = ["nmf"]', "n_topics = 4",
+             "[models.nmf]", "epochs = 30", "[[collections]]", 'name = "hallmark"', 'human = "hallmark"',
+             'metrics = ["tc", "td", "tq", "ip"]', "[run]", 'backend = "sequential"', "[output]", 'dir = "report"']
+    (tmp_path / "lb.toml").write_text("\n".join(lines) + "\n")
+    code = main(["benchmark", "--config", str(tmp_path / "lb.toml"), "--cache", str(tmp_path / "cache"),
+                 "--no-progress", "--baseline-out", str(tmp_path / "baseline.json")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "tiny (hallmark gene sets)" in out and "nmf" in out
+    assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "report" / "run.log").is_file()
+    baseline = json.loads((tmp_path / "baseline.json").read_text())
+    assert baseline["format"] == "topiceval-baseline" and baseline["version"] == 1
+    assert [e["key"] for e in baseline["entries"]] == ["tiny/nmf/seed0/hallmark"]
+    # the results regress cleanly against their own baseline
+    assert main(["regress", "--baseline", str(tmp_path / "baseline.json"), "--current", str(tmp_path / "report")]) == 0
+    # --report-only redraws from the CSV / JSON without training
+    (tmp_path / "report" / "index.html").unlink()
+    assert main(["benchmark", "--config", str(tmp_path / "lb.toml"), "--report-only"]) == 0
+    assert (tmp_path / "report" / "index.html").is_file()

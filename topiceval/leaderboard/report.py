@@ -1,0 +1,631 @@
+"""Leaderboard reports: a Markdown summary and a self-contained HTML page, plus every number as CSV.
+
+:func:`write_report` writes, into one folder:
+
+* ``index.html``: one file with no external resource: ranked tables (mean +- sd over seeds),
+  a TC-vs-ARI scatter, metric heatmaps across datasets, enrichment bar charts (matplotlib, embedded
+  as base64 PNG), per-model top-genes-per-topic tables, skipped cells and timings;
+* ``summary.md``: the same tables without plots;
+* ``scores.csv``, ``summary.csv``, ``cells.csv``, ``per_topic.csv``, ``pathways.csv``,
+  ``results.json``: every number shown (:meth:`Results.write`).
+
+Models are ranked per dataset by their mean rank over ``rank_by`` metrics (higher is better for
+every score; a missing value ranks last); the overall ranking averages those mean ranks over the
+datasets. Plots need matplotlib (``pip install "topiceval[report]"``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from topiceval._utils import PathLike, as_path
+from topiceval.errors import TopicEvalError
+from topiceval.io import atomic_write
+
+from .config import RANK_BY
+from .runner import Results, readable
+
+__all__ = [
+    "MAIN_METRICS",
+    "METRIC_ORDER",
+    "format_value",
+    "overall_ranking",
+    "ranked_table",
+    "text_table",
+    "write_report",
+]
+
+#: Columns of the ranked tables (all score keys are in the CSV files and the HTML's full table).
+MAIN_METRICS = ("TC", "TD", "TQ", "IP", "ORA_Q", "GSEA_Q", "ARI", "NMI")
+METRIC_ORDER = ("TC", "TD", "TQ", "IP", "ORA_N", "ORA_U", "ORA_Q", "GSEA_N", "GSEA_U", "GSEA_Q",
+                "ARI", "NMI", "ARI_label_free", "NMI_label_free", "ASW")
+_DPI = 80
+
+
+# --------------------------------------------------------------------------- tables
+def format_value(mean: float, sd: float = float("nan")) -> str:
+    """``0.183 ± 0.004`` (3 decimals below 10, 1 below 100, none above; no sd for one seed)."""
+    if mean is None or pd.isna(mean):
+        return "–"
+    size = abs(mean)
+    digits = 3 if size < 10 else (1 if size < 100 else 0)
+    text = f"{mean:.{digits}f}"
+    if sd is not None and not pd.isna(sd):
+        text += f" ± {sd:.{digits}f}"
+    return text
+
+
+def _metrics_present(summary: pd.DataFrame, wanted: Sequence[str]) -> list[str]:
+    present = set(summary["metric"])
+    return [m for m in wanted if m in present]
+
+
+def ranked_table(results: Results, dataset: str, collection: str, *,
+                 rank_by: Sequence[str] | None = None, metrics: Sequence[str] = METRIC_ORDER) -> pd.DataFrame:
+    """Models of one dataset and collection, best first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: model. Columns: ``rank`` (mean rank over ``rank_by``, 1 = best), ``n_seeds``, and
+        for each metric ``<metric>`` (mean) and ``<metric>_sd`` (sample sd over seeds).
+    """
+    rank_by = tuple(rank_by or results.config.get("rank_by", RANK_BY))
+    summary = results.summary()
+    part = summary[(summary["dataset"] == dataset) & (summary["collection"] == collection)]
+    if part.empty:
+        return pd.DataFrame()
+    means = part.pivot(index="model", columns="metric", values="mean")
+    sds = part.pivot(index="model", columns="metric", values="sd")
+    counts = part.groupby("model")["n"].max()
+    present = [m for m in metrics if m in means.columns]
+    table = pd.DataFrame(index=means.index)
+    ranking = [m for m in rank_by if m in means.columns]
+    if ranking:
+        ranks = means[ranking].rank(ascending=False, method="average", na_option="bottom")
+        table["rank"] = ranks.mean(axis=1)
+    else:
+        table["rank"] = np.nan
+    table["n_seeds"] = counts.reindex(table.index).astype(int)
+    for m in present:
+        table[m] = means[m]
+        table[f"{m}_sd"] = sds[m]
+    order = [m for m in _model_order(results) if m in table.index]
+    table = table.loc[order]
+    return table.sort_values("rank", kind="stable")
+
+
+def overall_ranking(results: Results, collection: str, *, rank_by: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean over datasets of each model's per-dataset mean rank (1 = best).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: model. Columns: ``mean_rank``, ``datasets`` (how many it ran on), ``wins``, and one
+        column per dataset with the model's rank there.
+    """
+    rows = {}
+    datasets = _dataset_order(results)
+    for dataset in datasets:
+        table = ranked_table(results, dataset, collection, rank_by=rank_by)
+        if table.empty:
+            continue
+        position = table["rank"].rank(method="min")
+        for model, value in position.items():
+            rows.setdefault(model, {})[dataset] = value
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=[d for d in datasets if any(d in r for r in rows.values())])
+    out = pd.DataFrame(index=frame.index)
+    out["mean_rank"] = frame.mean(axis=1)
+    out["datasets"] = frame.notna().sum(axis=1).astype(int)
+    out["wins"] = (frame == 1).sum(axis=1).astype(int)
+    out = pd.concat([out, frame], axis=1)
+    return out.sort_values(["mean_rank", "wins"], ascending=[True, False], kind="stable")
+
+
+def _model_order(results: Results) -> list[str]:
+    models = [m["name"] for m in results.config.get("models", [])]
+    extra = [m for m in pd.unique(results.scores.get("model", pd.Series(dtype=str))) if m not in models]
+    return models + extra
+
+
+def _dataset_order(results: Results) -> list[str]:
+    names = [d["name"] for d in results.config.get("datasets", [])]
+    extra = [d for d in pd.unique(results.scores.get("dataset", pd.Series(dtype=str))) if d not in names]
+    return names + extra
+
+
+def _collection_order(results: Results) -> list[str]:
+    return [c["name"] for c in results.config.get("collections", [])]
+
+
+def _display(table: pd.DataFrame, metrics: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "rank", *[m for m in metrics if m in table.columns], "seeds"]
+    rows = []
+    for model, row in table.iterrows():
+        cells = [str(model), format_value(row["rank"]) if not pd.isna(row["rank"]) else "–"]
+        cells += [format_value(row[m], row.get(f"{m}_sd")) for m in metrics if m in table.columns]
+        cells.append(str(int(row["n_seeds"])))
+        rows.append(cells)
+    return header, rows
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table with aligned columns (for the terminal)."""
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)]
+    line = "  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def esc(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
+
+
+# --------------------------------------------------------------------------- plots
+def _matplotlib() -> Any:
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        raise TopicEvalError('the report plots need matplotlib: pip install "topiceval[report]"') from None
+    from matplotlib.figure import Figure
+
+    return matplotlib, Figure
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _colors(models: Sequence[str]) -> dict[str, Any]:
+    matplotlib, _ = _matplotlib()
+    cmap = matplotlib.colormaps["tab10"]
+    return {m: cmap(i % 10) for i, m in enumerate(models)}
+
+
+def plot_scatter(results: Results, collection: str, x: str = "TC", y: str = "ARI") -> str | None:
+    """TC (x) against ARI (y): one point per (dataset, model, seed); base64 PNG or ``None``."""
+    _, Figure = _matplotlib()
+    scores = results.scores
+    part = scores[(scores["collection"] == collection) & scores["metric"].isin([x, y])]
+    if part.empty:
+        return None
+    wide = part.pivot_table(index=["dataset", "model", "seed"], columns="metric", values="value").reset_index()
+    if x not in wide or y not in wide:
+        return None
+    wide = wide.dropna(subset=[x, y])
+    if wide.empty:
+        return None
+    models = [m for m in _model_order(results) if m in set(wide["model"])]
+    datasets = [d for d in _dataset_order(results) if d in set(wide["dataset"])]
+    colors = _colors(models)
+    markers = dict(zip(datasets, "osD^vP*Xh<>p", strict=False))
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    for (dataset, model), group in wide.groupby(["dataset", "model"], sort=False):
+        ax.scatter(group[x], group[y], color=colors[model], marker=markers.get(dataset, "o"), s=36,
+                   alpha=0.85, edgecolor="black", linewidth=0.3)
+    ax.set_xlabel(f"{x} ({collection})")
+    ax.set_ylabel(y)
+    ax.set_title(f"{x} vs {y}: one point per dataset, model and seed")
+    ax.grid(alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[m], marker="o", linestyle="", label=m) for m in models]
+    handles += [Line2D([], [], color="grey", marker=markers[d], linestyle="", label=d) for d in datasets]
+    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return _png(fig)
+
+
+def plot_heatmaps(results: Results, collection: str, metrics: Sequence[str] = MAIN_METRICS) -> str | None:
+    """One heatmap per metric: models (rows) x datasets (columns), cells = mean over seeds."""
+    _, Figure = _matplotlib()
+    summary = results.summary()
+    part = summary[summary["collection"] == collection]
+    metrics = _metrics_present(part, metrics)
+    if part.empty or not metrics:
+        return None
+    models = [m for m in _model_order(results) if m in set(part["model"])]
+    datasets = [d for d in _dataset_order(results) if d in set(part["dataset"])]
+    ncols = min(4, len(metrics))
+    nrows = int(np.ceil(len(metrics) / ncols))
+    width = max(2.6, 0.55 * len(datasets) + 1.4)
+    height = max(2.0, 0.3 * len(models) + 1.0)
+    fig = Figure(figsize=(width * ncols, height * nrows + 0.4), layout="constrained")
+    for i, metric in enumerate(metrics):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        grid = (part[part["metric"] == metric].pivot(index="model", columns="dataset", values="mean")
+                .reindex(index=models, columns=datasets))
+        values = grid.to_numpy(dtype=float)
+        masked = np.ma.masked_invalid(values)
+        ax.imshow(masked, aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(datasets)), datasets, rotation=40, ha="right", fontsize=7)
+        ax.set_yticks(range(len(models)), models if i % ncols == 0 else [""] * len(models), fontsize=7)
+        ax.set_title(metric, fontsize=9)
+        finite = values[np.isfinite(values)]
+        middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+        for r in range(values.shape[0]):
+            for c in range(values.shape[1]):
+                value = values[r, c]
+                label = "–" if not np.isfinite(value) else format_value(value)
+                ax.text(c, r, label, ha="center", va="center", fontsize=6,
+                        color="white" if np.isfinite(value) and value < middle else "black")
+    fig.suptitle(f"Mean over seeds ({collection} gene sets); a dash: not run", fontsize=10)
+    return _png(fig)
+
+
+def plot_enrichment(results: Results, collection: str) -> str | None:
+    """Enriched pathways per model and dataset: ORA_N and GSEA_N, mean +- sd over seeds."""
+    _, Figure = _matplotlib()
+    summary = results.summary()
+    part = summary[(summary["collection"] == collection) & summary["metric"].isin(["ORA_N", "GSEA_N"])]
+    if part.empty:
+        return None
+    datasets = [d for d in _dataset_order(results) if d in set(part["dataset"])]
+    models = [m for m in _model_order(results) if m in set(part["model"])]
+    fig = Figure(figsize=(min(3.2 * len(datasets), 16), 3.2), layout="constrained")
+    metrics = [m for m in ("ORA_N", "GSEA_N") if m in set(part["metric"])]
+    shades = {"ORA_N": "#4c72b0", "GSEA_N": "#dd8452"}
+    for i, dataset in enumerate(datasets):
+        ax = fig.add_subplot(1, len(datasets), i + 1)
+        sub = part[part["dataset"] == dataset]
+        x = np.arange(len(models))
+        width = 0.8 / len(metrics)
+        for j, metric in enumerate(metrics):
+            rows = sub[sub["metric"] == metric].set_index("model").reindex(models)
+            ax.bar(x + (j - (len(metrics) - 1) / 2) * width, rows["mean"].fillna(0), width,
+                   yerr=rows["sd"].fillna(0), color=shades[metric], label=metric, capsize=2)
+        ran = set(sub["model"])
+        for k, model in enumerate(models):
+            if model not in ran:
+                ax.text(k, 0, "not run", rotation=90, ha="center", va="bottom", fontsize=6, color="grey")
+        ax.set_xticks(x, models, rotation=45, ha="right", fontsize=7)
+        ax.set_title(dataset, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        if i == 0:
+            ax.set_ylabel("distinct enriched pathways", fontsize=8)
+            ax.legend(fontsize=7, frameon=False)
+    return _png(fig)
+
+
+def plot_pathways(results: Results, dataset: str, collection: str, method: str = "GSEA", top: int = 8) -> str | None:
+    """For each model (first seed), the pathways enriched in the most topics (bar length = topics)."""
+    _, Figure = _matplotlib()
+    table = results.pathways
+    if table.empty:
+        return None
+    part = table[(table["dataset"] == dataset) & (table["collection"] == collection) & (table["method"] == method)]
+    if part.empty:
+        return None
+    seed = min(part["seed"])
+    part = part[part["seed"] == seed]
+    models = [m for m in _model_order(results) if m in set(part["model"])]
+    ncols = min(3, len(models))
+    nrows = int(np.ceil(len(models) / ncols))
+    fig = Figure(figsize=(5.2 * ncols, 2.2 * nrows + 0.3), layout="constrained")
+    for i, model in enumerate(models):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        rows = part[part["model"] == model].head(top).iloc[::-1]
+        labels = [t if len(t) <= 42 else t[:40] + "…" for t in rows["term"]]
+        ax.barh(range(len(rows)), rows["n_topics"], color="#55a868", height=0.7)
+        ax.set_yticks(range(len(rows)), labels, fontsize=6)
+        ax.set_ylim(len(rows) - top - 0.5, len(rows) - 0.5)
+        ax.set_title(f"{model}", fontsize=8)
+        ax.tick_params(axis="x", labelsize=6)
+        ax.set_xlabel("topics enriched", fontsize=7)
+    fig.suptitle(f"{dataset}: pathways enriched ({method}) in the most topics, seed {seed}", fontsize=9)
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------- documents
+def _settings_rows(results: Results) -> dict[str, tuple[list[str], list[list[str]]]]:
+    config = results.config
+    datasets = []
+    for d in config.get("datasets_prepared", []):
+        info = d.get("info", {})
+        pre = info.get("preprocessing") or {}
+        if d.get("skip_reason"):
+            prep = "–"
+        elif d["values"] == "counts":
+            pre = pre if isinstance(pre, dict) else {}
+            hvg = pre.get("highly_variable_genes") or {}
+            total = (pre.get("normalize_total") or {}).get("target_sum")
+            wanted, kept = hvg.get("n_top_genes"), hvg.get("n_selected", d["n_genes"])
+            if wanted is None:
+                genes = "all genes"
+            elif kept < wanted:
+                genes = f"all {kept} genes (fewer than the {wanted} HVG asked for)"
+            else:
+                genes = f"{kept} HVG (seurat)"
+            prep = ", ".join((f"normalise to {total:g}" if total else "normalise", "log1p", genes))
+        else:
+            prep = f"as distributed ({d['values']})"
+        datasets.append([d["name"], d["species"], str(d["n_cells"]), str(d["n_genes"]), str(d["n_types"]),
+                         prep, d.get("skip_reason") or "", info.get("citation", "")])
+    models = []
+    for m in config.get("models", []):
+        options = ", ".join(f"{k}={v}" for k, v in (m.get("options") or {}).items())
+        models.append([m["name"], _or_default(m.get("n_topics")), _or_default(m.get("epochs")),
+                       m.get("layer") or "model default", options])
+    collections = []
+    for c in config.get("collections", []):
+        for species, record in (config.get("gene_sets", {}).get(c["name"], {}) or {}).items():
+            collections.append([c["name"], species, str(record.get("spec")), str(record.get("n_sets")),
+                                str(record.get("content_sha256", ""))[:12], ", ".join(c["metrics"])])
+    options = [[k, str(v)] for k, v in sorted((config.get("evaluation") or {}).items())]
+    return {
+        "datasets": (["dataset", "species", "cells", "genes", "types", "preprocessing", "skipped", "citation"], datasets),
+        "models": (["model", "topics K", "epochs", "input", "options"], models),
+        "collections": (["collection", "species", "gene sets", "sets", "content sha256", "metrics"], collections),
+        "options": (["evaluation option", "value"], options or [["(all defaults)", ""]]),
+    }
+
+
+def _or_default(value: Any) -> str:
+    return "model default" if value is None else str(value)
+
+
+def _skipped_rows(results: Results) -> tuple[list[str], list[list[str]]]:
+    cells = results.cells
+    if cells.empty:
+        return ["dataset", "model", "seeds", "status", "reason"], []
+    bad = cells[cells["status"] != "done"]
+    rows = []
+    for (dataset, model, status, reason), group in bad.groupby(["dataset", "model", "status", "reason"], sort=False):
+        rows.append([dataset, model, ", ".join(str(s) for s in sorted(group["seed"])), status, reason])
+    return ["dataset", "model", "seeds", "status", "reason"], rows
+
+
+def _timing_rows(results: Results) -> tuple[list[str], list[list[str]]]:
+    cells = results.cells
+    done = cells[cells["status"] == "done"] if not cells.empty else cells
+    datasets = [d for d in _dataset_order(results) if not done.empty and d in set(done["dataset"])]
+    header = ["model", *datasets]
+    rows = []
+    for model in _model_order(results):
+        sub = done[done["model"] == model] if not done.empty else done
+        if sub.empty:
+            continue
+        row = [model]
+        for dataset in datasets:
+            values = sub.loc[sub["dataset"] == dataset, "train_s"]
+            row.append("–" if values.empty else f"{values.mean():.1f}")
+        rows.append(row)
+    return header, rows
+
+
+def _top_genes_html(results: Results, max_topics: int | None) -> str:
+    per_topic = results.per_topic
+    if per_topic.empty:
+        return "<p>No per-topic results.</p>"
+    collection = _collection_order(results)[0] if _collection_order(results) else per_topic["collection"].iloc[0]
+    part = per_topic[per_topic["collection"] == collection]
+    blocks = []
+    for dataset in _dataset_order(results):
+        sub = part[part["dataset"] == dataset]
+        if sub.empty:
+            continue
+        seed = int(sub["seed"].min())
+        blocks.append(f"<h3>{html.escape(dataset)}</h3>")
+        for model in _model_order(results):
+            rows = sub[(sub["model"] == model) & (sub["seed"] == seed)].sort_values("topic")
+            if rows.empty:
+                continue
+            if max_topics is not None:
+                rows = rows.head(max_topics)
+            columns = [c for c in ("TC", "ORA_N", "GSEA_N", "TD_exclusive_share") if c in rows.columns]
+            header = ["topic", "top genes", *columns]
+            body = [[str(int(r["topic"])), str(r["top_genes"]), *[format_value(r[c]) for c in columns]]
+                    for _, r in rows.iterrows()]
+            blocks.append(f"<details><summary>{html.escape(model)}: top genes of {len(body)} topics "
+                          f"(seed {seed}, per-topic values on {html.escape(collection)})</summary>"
+                          + _html_table(header, body, "genes") + "</details>")
+    return "\n".join(blocks)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}h3{margin-bottom:.3em}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left}
+th{background:#f3f3f3}tbody tr:nth-child(even){background:#fafafa}table.genes td:nth-child(2){font-family:monospace}
+img{max-width:100%;height:auto;display:block;margin:.5em 0}details{margin:.3em 0}summary{cursor:pointer}
+.note{background:#fff8e1;border-left:4px solid #f0c000;padding:.5em 1em;white-space:pre-wrap}
+code{background:#f3f3f3;padding:0 .2em}
+"""
+
+
+def _main_collections(results: Results) -> list[str]:
+    present = set(results.scores["collection"]) if not results.scores.empty else set()
+    return [c for c in _collection_order(results) if c in present]
+
+
+def leaderboard_text(results: Results, *, metrics: Sequence[str] = MAIN_METRICS) -> str:
+    """The ranked tables of every dataset and collection as plain text (what the CLI prints)."""
+    parts = []
+    for collection in _main_collections(results):
+        for dataset in _dataset_order(results):
+            table = ranked_table(results, dataset, collection)
+            if table.empty:
+                continue
+            header, rows = _display(table, metrics)
+            parts.append(f"{dataset} ({collection} gene sets)\n" + text_table(header, rows))
+    return "\n\n".join(parts)
+
+
+def write_report(results: Results, folder: PathLike, *, title: str | None = None,
+                 max_topics: int | None = None, plots: bool = True) -> dict[str, Path]:
+    """Write the HTML page, the Markdown summary and the CSV / JSON files into ``folder``.
+
+    Parameters
+    ----------
+    results
+        What :func:`topiceval.leaderboard.run` returned (or :meth:`Results.read`).
+    folder
+        Output folder (created).
+    title
+        Page title (default: the configuration's name).
+    max_topics
+        Show at most this many topics per model in the top-genes tables (``None``: all).
+    plots
+        Draw the plots (needs matplotlib).
+
+    Returns
+    -------
+    dict
+        ``{"html": path, "markdown": path, "files": [paths of CSV / JSON]}``.
+    """
+    target = as_path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    files = results.write(target)
+    config = results.config
+    title = title or config.get("name", "topiceval leaderboard")
+    settings = _settings_rows(results)
+    collections = _main_collections(results)
+    datasets = _dataset_order(results)
+    wall = config.get("wall_s")
+    facts = [
+        f"seeds: {', '.join(str(s) for s in config.get('seeds', []))}",
+        f"config sha256: {str(config.get('config_sha256', ''))[:16]}",
+        f"run: {config.get('started', '')}, backend {config.get('backend_used', '')} with "
+        f"{config.get('n_jobs_used', '')} job(s), {wall:.0f} s wall" if wall is not None else "",
+        f"topiceval {config.get('versions', {}).get('topiceval', '?')}",
+    ]
+    facts = [f for f in facts if f]
+    notes = str(config.get("notes", "")).strip()
+    run_notes = list(config.get("notes_run", []))
+
+    md: list[str] = [f"# {title}", ""]
+    if config.get("description"):
+        md += [str(config["description"]).strip(), ""]
+    md += ["- " + f for f in facts] + [""]
+    if notes:
+        md += ["## Notes", "", notes, ""]
+    if run_notes:
+        md += ["- " + n for n in run_notes] + [""]
+    rank_by = ", ".join(config.get("rank_by", RANK_BY))
+    md += ["## Overall ranking", "", (f"Mean over datasets of each model's rank on one dataset (the mean of its "
+                                       f"ranks on {rank_by}; 1 = best)."), ""]
+    htm: list[str] = [f"<h1>{html.escape(title)}</h1>"]
+    if config.get("description"):
+        htm.append(f"<p>{html.escape(str(config['description']).strip())}</p>")
+    htm.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>")
+    if notes:
+        htm.append(f'<h2>Notes</h2><div class="note">{html.escape(notes)}</div>')
+    if run_notes:
+        htm.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in run_notes) + "</ul>")
+    htm.append(f"<h2>Overall ranking</h2><p>Mean over datasets of each model's rank on one dataset (the mean of "
+               f"its ranks on {html.escape(rank_by)}; 1 = best).</p>")
+    for collection in collections:
+        overall = overall_ranking(results, collection)
+        if overall.empty:
+            continue
+        header = ["model", "mean rank", "datasets", "wins", *[c for c in overall.columns[3:]]]
+        rows = [[m, format_value(r["mean_rank"]), str(int(r["datasets"])), str(int(r["wins"])),
+                 *[("–" if pd.isna(r[c]) else f"{r[c]:.0f}") for c in overall.columns[3:]]]
+                for m, r in overall.iterrows()]
+        md += [f"**{collection} gene sets**", "", _markdown_table(header, rows), ""]
+        htm.append(f"<h3>{html.escape(collection)} gene sets</h3>" + _html_table(header, rows, "overall"))
+
+    md += ["## Results per dataset", "", ("Mean ± sample sd over seeds; `rank` is the mean rank over "
+                                          f"{rank_by}. All metrics are in `summary.csv` (per seed: `scores.csv`)."), ""]
+    htm.append("<h2>Results per dataset</h2><p>Mean ± sample sd over seeds; <code>rank</code> is the mean rank "
+               f"over {html.escape(rank_by)}. The full tables list every metric.</p>")
+    for dataset in datasets:
+        blocks_md, blocks_html = [], []
+        for collection in collections:
+            table = ranked_table(results, dataset, collection)
+            if table.empty:
+                continue
+            header, rows = _display(table, MAIN_METRICS)
+            blocks_md += [f"**{collection} gene sets**", "", _markdown_table(header, rows), ""]
+            full_header, full_rows = _display(table, METRIC_ORDER)
+            blocks_html.append(
+                f"<h4>{html.escape(collection)} gene sets</h4>" + _html_table(header, rows, f"ranked ranked-{dataset}-{collection}")
+                + f"<details><summary>all metrics</summary>{_html_table(full_header, full_rows, 'full')}</details>")
+        if blocks_md:
+            md += [f"### {dataset}", "", *blocks_md]
+            htm.append(f"<h3>{html.escape(dataset)}</h3>" + "".join(blocks_html))
+
+    if plots:
+        htm.append("<h2>Plots</h2>")
+        for collection in collections:
+            for label, image in (
+                (f"TC vs ARI ({collection})", plot_scatter(results, collection)),
+                (f"Metric heatmaps across datasets ({collection})", plot_heatmaps(results, collection)),
+                (f"Enriched pathways per model ({collection})", plot_enrichment(results, collection)),
+            ):
+                if image is not None:
+                    htm.append(f"<h3>{html.escape(label)}</h3><img alt=\"{html.escape(label)}\" "
+                               f"src=\"data:image/png;base64,{image}\">")
+            for dataset in datasets:
+                image = plot_pathways(results, dataset, collection)
+                if image is not None:
+                    label = f"Most enriched pathways on {dataset} ({collection}, GSEA)"
+                    htm.append(f"<h3>{html.escape(label)}</h3><img alt=\"{html.escape(label)}\" "
+                               f"src=\"data:image/png;base64,{image}\">")
+
+    htm.append("<h2>Top genes per topic</h2>" + _top_genes_html(results, max_topics))
+
+    header, rows = _skipped_rows(results)
+    md += ["## Skipped and failed", ""]
+    htm.append("<h2>Skipped and failed</h2>")
+    if rows:
+        md += [_markdown_table(header, rows), ""]
+        htm.append(_html_table(header, rows, "skipped"))
+    else:
+        md += ["None: every combination ran.", ""]
+        htm.append("<p>None: every combination ran.</p>")
+
+    md += ["## What was run", ""]
+    htm.append("<h2>What was run</h2>")
+    for key, label in (("datasets", "Datasets"), ("models", "Models"), ("collections", "Gene sets"),
+                       ("options", "Evaluation options")):
+        header, rows = settings[key]
+        md += [f"**{label}**", "", _markdown_table(header, rows), ""]
+        htm.append(f"<h3>{label}</h3>" + _html_table(header, rows, key))
+    header, rows = _timing_rows(results)
+    if rows:
+        md += [("**Training time** (wall seconds of the fit, mean over seeds, as recorded in each run's "
+                "config.json; cells ran in parallel on a shared machine)"), "",
+               _markdown_table(header, rows), ""]
+        htm.append("<h3>Training time (wall seconds of the fit, mean over seeds)</h3>" + _html_table(header, rows, "timing"))
+    names = ", ".join(f"`{p.name}`" for p in files)
+    md += ["## Files", "", f"Every number above: {names}. Plots and top genes per topic: `index.html`.", ""]
+    htm.append("<h2>Files</h2><p>Every number on this page is in " + ", ".join(
+        f'<a href="{html.escape(p.name)}">{html.escape(p.name)}</a>' for p in files) + ".</p>")
+
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(htm) + "\n</body></html>\n")
+    html_path = target / "index.html"
+    md_path = target / "summary.md"
+    with atomic_write(html_path) as handle:
+        handle.write(page)
+    with atomic_write(md_path) as handle:
+        handle.write("\n".join(md).rstrip() + "\n")
+    for path in (html_path, md_path, *files):
+        readable(path)
+    return {"html": html_path, "markdown": md_path, "files": files}

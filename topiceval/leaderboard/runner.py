@@ -1,0 +1,848 @@
+"""Run a leaderboard: ``datasets x models x seeds``, each trained model scored on every collection.
+
+Training goes through :mod:`topiceval.adapters.registry` (:func:`~topiceval.adapters.registry.train`
+writes the run folder), scoring through :func:`topiceval.evaluate`; this module computes no metric.
+
+Cache (content-addressed, ``CACHE/``; see :func:`run`):
+
+* ``data/<key>.h5ad``: a dataset as the models read it (count datasets preprocessed by
+  :func:`topiceval.datasets.preprocess`); ``key`` hashes the source files' sha256 and the
+  preprocessing options;
+* ``runs/<key>/``: the registry's run folder (``outputs.h5ad``, ``config.json``, ``model/``);
+  ``key`` hashes the data key, the model name, every training setting, the seed and the versions
+  of topiceval and of the model's libraries;
+* ``scores/<key>/``: ``evaluation.json`` (:meth:`topiceval.Evaluation.to_json`) and the
+  significant rows of the ORA / GSEA tables (``ora.csv``, ``gsea.csv``); ``key`` hashes the run
+  key, the gene sets' content hash, case rule and filters, the metrics and the evaluation options.
+
+Every entry is written beside its final place and renamed into it when complete, so a killed run
+leaves no half-written entry, and the next run finds every finished (model, dataset, seed) cell
+and score and recomputes only the rest. Skipped and failed cells are not cached (they are retried).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from topiceval._utils import PathLike, as_path, sha256_file
+from topiceval.errors import InputError, TopicEvalError
+from topiceval.io import atomic_path, write_json
+
+from .config import (
+    CollectionSpec,
+    DatasetSpec,
+    LeaderboardConfig,
+    ModelSpec,
+    default_cache_dir,
+    resolve_gene_set_spec,
+    stable_hash,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from anndata import AnnData
+
+    from topiceval.adapters.registry import ModelEntry
+
+__all__ = [
+    "LOG_FILE",
+    "CellOutcome",
+    "CellTask",
+    "PreparedDataset",
+    "Results",
+    "ScoreTask",
+    "prepare_dataset",
+    "run",
+]
+
+LOG_FILE = "run.log"
+logger = logging.getLogger("topiceval.leaderboard")
+
+#: Score keys that do not depend on the gene sets (the same for every collection).
+_DETAIL_COLUMNS = {
+    "ora": ["topic", "term", "overlap", "set_size", "pval", "padj"],
+    "gsea": ["topic", "term", "set_size", "es", "nes", "pval", "fdr"],
+}
+
+
+# --------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class PreparedDataset:
+    """A dataset ready for training (or the reason it cannot be used).
+
+    Attributes
+    ----------
+    name, species, label_key, values
+        As in :class:`~topiceval.leaderboard.config.DatasetSpec`, filled from the registry.
+    path
+        The cached h5ad the models read (``None`` when skipped).
+    key
+        Content hash of the source files and the preprocessing.
+    n_cells, n_genes, n_types
+        Shape the models see.
+    skip_reason
+        Why no model can run on it (``None``: usable).
+    info
+        Citation, source, preprocessing record.
+    """
+
+    name: str
+    species: str
+    label_key: str
+    values: str
+    path: str | None
+    key: str
+    n_cells: int
+    n_genes: int
+    n_types: int
+    skip_reason: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ScoreTask:
+    """Scoring one trained model against one collection."""
+
+    collection: str
+    spec: str
+    species: str
+    metrics: tuple[str, ...]
+    min_size: int | None
+    max_size: int | None
+    key: str
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """One (dataset, model, seed) cell: train (or read from the cache), then score."""
+
+    dataset: PreparedDataset
+    model: ModelSpec
+    entry: ModelEntry
+    seed: int
+    train_key: str
+    #: Hash of :func:`train_settings` (no versions): with the evaluation's ``config_sha256`` it
+    #: identifies the configuration of a score in a regression baseline.
+    settings_key: str
+    scores: tuple[ScoreTask, ...]
+    evaluation: dict[str, Any]
+    cache: str
+    threads: int
+
+
+@dataclass
+class CellOutcome:
+    """What happened to one cell (returned by the workers)."""
+
+    dataset: str
+    model: str
+    seed: int
+    status: str  # "done", "skipped" or "failed"
+    reason: str = ""
+    train_key: str = ""
+    settings_key: str = ""
+    trained: bool = False
+    train_s: float = float("nan")
+    score_keys: dict[str, str] = field(default_factory=dict)
+    scored: dict[str, bool] = field(default_factory=dict)
+    score_s: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+
+def readable(path: PathLike) -> None:
+    """Give a written file the permissions of a normally created one (atomic writes make 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+# --------------------------------------------------------------------------- datasets
+def _dataset_meta(spec: DatasetSpec) -> dict[str, Any]:
+    """Species, label key, values and source files of a dataset spec."""
+    from topiceval.datasets import DATASETS, DEFAULT, shared_data_dir
+
+    from .config import DEFAULT_NAMES
+
+    if spec.path is not None:
+        path = as_path(spec.path)
+        return {"species": spec.species, "label_key": spec.label_key, "values": spec.values or "counts",
+                "files": [path], "info": {"source": str(path)}}
+    if spec.name in DEFAULT_NAMES:
+        import topiceval.datasets as ds
+
+        info = DEFAULT
+        files = [Path(ds.__file__).resolve().parent / info.files[0]]
+    else:
+        info = DATASETS[spec.name]
+        files = [] if info.values == "none" else [shared_data_dir() / f for f in info.files]
+    return {
+        "species": spec.species or info.species,
+        "label_key": spec.label_key or info.label_key,
+        "values": spec.values or info.values,
+        "files": files,
+        "info": {"registry_name": info.name, "description": info.description, "citation": info.citation,
+                 "accession": info.accession, "licence": info.licence, "n_types": info.n_types,
+                 "registry_gene_sets": info.gene_sets},
+    }
+
+
+def _load_raw(spec: DatasetSpec, meta: dict[str, Any]) -> AnnData:
+    from topiceval import datasets
+
+    if spec.path is not None:
+        return datasets.read(spec.path, label_key=meta["label_key"])
+    if spec.name in ("default", "pollen_hvg5000"):
+        return datasets.load_default()
+    return datasets.load_dataset(spec.name)
+
+
+def prepare_dataset(spec: DatasetSpec, n_top_genes: int | None, cache: PathLike) -> PreparedDataset:
+    """Load a dataset, preprocess it if it holds counts, and cache it as an h5ad.
+
+    Parameters
+    ----------
+    spec
+        The dataset.
+    n_top_genes
+        Highly variable genes kept for count data (``None``: all genes).
+    cache
+        Cache folder; the result is ``cache/data/<key>.h5ad``.
+
+    Returns
+    -------
+    PreparedDataset
+        With ``skip_reason`` set (and no file) for a dataset without an expression matrix.
+    """
+    meta = _dataset_meta(spec)
+    files = meta["files"]
+    source = {"name": spec.name, "path": spec.path, "values": meta["values"], "label_key": meta["label_key"],
+              "files": [sha256_file(f) for f in files if Path(f).exists()]}
+    preprocessing = {"n_top_genes": n_top_genes} if meta["values"] == "counts" else None
+    key = stable_hash({"source": source, "preprocessing": preprocessing})
+    info = dict(meta["info"], preprocessing=preprocessing, source_sha256=source["files"])
+    if meta["values"] == "none":
+        return PreparedDataset(
+            spec.name, meta["species"], meta["label_key"], "none", None, key, 0, 0,
+            int(meta["info"].get("n_types", 0)),
+            skip_reason="no expression matrix (the distributed data hold cell types and a cell embedding only)",
+            info=info,
+        )
+    missing = [str(f) for f in files if not Path(f).exists()]
+    if missing:
+        raise InputError(f"dataset {spec.name!r}: file(s) not found: {', '.join(missing)}")
+    root = as_path(cache) / "data"
+    target = root / f"{key}.h5ad"
+    record_path = root / f"{key}.json"
+    if target.exists() and record_path.exists():
+        record = json.loads(record_path.read_text())
+    else:
+        import anndata
+
+        adata = _load_raw(spec, meta)
+        if meta["label_key"] not in adata.obs:
+            raise InputError(f"dataset {spec.name!r} has no obs column {meta['label_key']!r}")
+        if meta["values"] == "counts":
+            from topiceval.datasets import UNS_KEY, preprocess
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                adata = preprocess(adata, n_top_genes=n_top_genes)
+            info["preprocessing"] = adata.uns.get(UNS_KEY)
+        labels = adata.obs[meta["label_key"]].astype(str)
+        slim = anndata.AnnData(X=adata.X, obs=pd.DataFrame({meta["label_key"]: pd.Categorical(labels)},
+                                                          index=adata.obs_names.astype(str)),
+                               var=pd.DataFrame(index=adata.var_names.astype(str)),
+                               layers=dict(adata.layers))
+        with atomic_path(target, suffix=".h5ad") as tmp:
+            slim.write_h5ad(tmp)
+        record = {"n_cells": int(slim.n_obs), "n_genes": int(slim.n_vars),
+                  "n_types": int(labels.nunique()), "preprocessing": info["preprocessing"]}
+        write_json(record, record_path)
+    info["preprocessing"] = record.get("preprocessing")
+    return PreparedDataset(spec.name, meta["species"], meta["label_key"], meta["values"], str(target), key,
+                           record["n_cells"], record["n_genes"], record["n_types"], info=info)
+
+
+# --------------------------------------------------------------------------- keys
+def _library_versions(entry: ModelEntry) -> dict[str, str]:
+    out = {}
+    for name in ("topiceval", "scikit-learn", *entry.requires):
+        dist = {"sklearn": "scikit-learn", "scvi": "scvi-tools"}.get(name, name)
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def train_settings(dataset: PreparedDataset, model: ModelSpec, seed: int) -> dict[str, Any]:
+    """What defines a trained model apart from code versions: data, model settings, seed."""
+    return {"data": dataset.key, "model": model.to_dict(), "seed": seed, "label_key": dataset.label_key}
+
+
+def train_key(dataset: PreparedDataset, model: ModelSpec, seed: int, entry: ModelEntry) -> str:
+    """Cache key of a trained model: :func:`train_settings` and the versions of topiceval and of
+    the model's libraries (an upgrade retrains)."""
+    return stable_hash({**train_settings(dataset, model, seed), "versions": _library_versions(entry)})
+
+
+@functools.lru_cache(maxsize=16)
+def _gene_sets(spec: str, species: str, min_size: int | None, max_size: int | None):
+    from topiceval.gene_sets import load
+
+    return load(spec, species=species, min_size=min_size, max_size=max_size, progress=False)
+
+
+def _gene_set_identity(spec: str, species: str, min_size: int | None, max_size: int | None) -> dict[str, Any]:
+    config = _gene_sets(spec, species, min_size, max_size).config()
+    return {key: config.get(key) for key in ("content_sha256", "case", "filters", "species_match")}
+
+
+def _clustering_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("igraph") is not None
+
+
+# --------------------------------------------------------------------------- worker
+@contextlib.contextmanager
+def _limits(threads: int) -> Iterator[None]:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ModuleNotFoundError:  # pragma: no cover - scikit-learn depends on it
+        yield
+        return
+    with threadpool_limits(limits=threads):
+        yield
+
+
+def _ensure_registered(entry: ModelEntry) -> None:
+    from topiceval.adapters import registry
+
+    try:
+        known = registry.get(entry.name)
+    except InputError:
+        known = None
+    if known != entry:
+        registry.register(entry, replace=True)
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    try:
+        os.replace(staging, target)
+    except OSError:
+        if not target.is_dir():  # pragma: no cover - a real file-system error
+            raise
+        shutil.rmtree(staging, ignore_errors=True)  # another worker finished it first
+
+
+def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
+    """Score a trained model against one collection into ``scores/<key>/``; returns seconds."""
+    import anndata
+
+    from topiceval.adapters.registry import OUTPUTS_FILE
+    from topiceval.evaluate import evaluate
+    from topiceval.io import read_outputs_h5ad
+
+    started = time.perf_counter()
+    outputs = read_outputs_h5ad(run_dir / OUTPUTS_FILE)
+    obs = anndata.read_h5ad(run_dir / OUTPUTS_FILE).obs
+    labels = obs[task.dataset.label_key].astype(str).to_numpy(dtype=object)
+    gene_sets = _gene_sets(score.spec, score.species, score.min_size, score.max_size)
+    result = evaluate(outputs, gene_sets=gene_sets, labels=labels, metrics=list(score.metrics),
+                      name=task.model.name, **task.evaluation)
+    root = Path(task.cache) / "scores"
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{score.key}.", dir=root))
+    try:
+        result.to_json(staging / "evaluation.json")
+        for name, columns in _DETAIL_COLUMNS.items():
+            table = result.details.get(name)
+            if table is not None:
+                significant = table.loc[table["significant"].astype(bool), columns]
+                significant.to_csv(staging / f"{name}.csv", index=False)
+        _move_into_place(staging, root / score.key)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return time.perf_counter() - started
+
+
+def run_cell(task: CellTask) -> CellOutcome:
+    """Train (unless cached) and score (unless cached) one cell; never raises for a user error.
+
+    Input errors from the model (e.g. a count model on log-scaled data) make the cell
+    ``"skipped"`` with the message as the reason; any other exception makes it ``"failed"`` with
+    the traceback in ``error``. ``KeyboardInterrupt`` propagates.
+    """
+    from topiceval.adapters import registry
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    outcome = CellOutcome(task.dataset.name, task.model.name, task.seed, "done", train_key=task.train_key,
+                          settings_key=task.settings_key)
+    run_dir = Path(task.cache) / "runs" / task.train_key
+    with warnings.catch_warnings(record=True) as caught, _limits(task.threads):
+        warnings.simplefilter("always")
+        try:
+            if not (run_dir / registry.CONFIG_FILE).is_file():
+                _ensure_registered(task.entry)
+                params = registry.TrainParams(
+                    n_topics=task.model.n_topics, epochs=task.model.epochs, seed=task.seed,
+                    layer=task.model.layer, embedding_key=task.model.embedding_key,
+                    label_key=task.dataset.label_key, options=dict(task.model.options),
+                )
+                registry.train(task.entry.name, task.dataset.path, run_dir, params=params, overwrite=True)
+                outcome.trained = True
+            config = json.loads((run_dir / registry.CONFIG_FILE).read_text())
+            outcome.train_s = float(config["timings"]["fit_s"])
+            for score in task.scores:
+                outcome.score_keys[score.collection] = score.key
+                if (Path(task.cache) / "scores" / score.key / "evaluation.json").is_file():
+                    outcome.scored[score.collection] = False
+                    continue
+                outcome.score_s[score.collection] = _score(task, score, run_dir)
+                outcome.scored[score.collection] = True
+        except TopicEvalError as exc:
+            outcome.status = "skipped" if not outcome.score_keys else "failed"
+            outcome.reason = str(exc).splitlines()[0]
+            if outcome.status == "skipped" and task.dataset.values != "counts":
+                outcome.reason = (f"{task.dataset.name} holds {task.dataset.values.replace('_', ' ')}, no raw "
+                                  f"counts: {outcome.reason.split(' (run topiceval')[0]}")
+        except Exception as exc:  # noqa: BLE001 - recorded, the other cells go on
+            outcome.status = "failed"
+            outcome.reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            outcome.error = traceback.format_exc()
+    seen = set()
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"
+        if text not in seen:
+            seen.add(text)
+            outcome.warnings.append(text)
+    outcome.cpu_s = time.process_time() - cpu0
+    outcome.wall_s = time.perf_counter() - wall0
+    return outcome
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class Results:
+    """Everything a leaderboard run produced, as tables (what the report shows).
+
+    Attributes
+    ----------
+    config
+        :meth:`LeaderboardConfig.to_dict` plus run facts (``datasets``: the prepared datasets,
+        ``collections``: each collection's gene-set record per species, ``notes``: metrics left
+        out, ``started``, ``wall_s``, ``cpu_s``, versions).
+    cells
+        One row per (dataset, model, seed): ``status`` (done / skipped / failed), ``reason``,
+        ``trained`` (computed in this run, else read from the cache), ``train_s``, ``cpu_s``,
+        ``wall_s``, ``n_warnings``, ``train_key``.
+    scores
+        Long table: ``dataset, species, model, seed, collection, metric, value, config_sha256``
+        (``config_sha256`` hashes the evaluation's ``config_sha256`` with the data and training
+        settings, not the package versions: what a regression baseline compares).
+    per_topic
+        ``dataset, model, seed, collection, topic, top_genes`` and the per-topic values (``TC``,
+        ``ORA_N``, ``GSEA_N``, ...).
+    pathways
+        The most often enriched pathways of each (dataset, model, seed, collection, method): ``term,
+        n_topics, best`` (smallest adjusted p / FDR).
+    """
+
+    config: dict[str, Any]
+    cells: pd.DataFrame
+    scores: pd.DataFrame
+    per_topic: pd.DataFrame
+    pathways: pd.DataFrame
+
+    FILES = ("scores.csv", "summary.csv", "cells.csv", "per_topic.csv", "pathways.csv", "results.json")
+
+    def summary(self) -> pd.DataFrame:
+        """Mean, sample sd and number of seeds of every (dataset, collection, model, metric)."""
+        if self.scores.empty:
+            return pd.DataFrame(columns=["dataset", "collection", "model", "metric", "mean", "sd", "n"])
+        grouped = self.scores.groupby(["dataset", "collection", "model", "metric"], sort=False)["value"]
+        out = grouped.agg(mean="mean", sd=lambda v: v.std(ddof=1) if v.notna().sum() > 1 else np.nan,
+                          n=lambda v: int(v.notna().sum()))
+        return out.reset_index()
+
+    def baseline_entries(self) -> list[dict[str, Any]]:
+        """One regression-baseline entry per (dataset, model, seed, collection)."""
+        entries = []
+        for (dataset, model, seed, collection), group in self.scores.groupby(
+                ["dataset", "model", "seed", "collection"], sort=False):
+            entries.append({
+                "key": f"{dataset}/{model}/seed{seed}/{collection}",
+                "config_sha256": str(group["config_sha256"].iloc[0]),
+                "scores": {m: (None if pd.isna(v) else float(v)) for m, v in zip(group["metric"], group["value"], strict=True)},
+            })
+        return entries
+
+    def write(self, folder: PathLike) -> list[Path]:
+        """Write the tables as CSV and everything as ``results.json``, atomically."""
+        target = as_path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, table in (("scores.csv", self.scores), ("summary.csv", self.summary()),
+                            ("cells.csv", self.cells), ("per_topic.csv", self.per_topic),
+                            ("pathways.csv", self.pathways)):
+            path = target / name
+            with atomic_path(path, suffix=".csv") as tmp:
+                table.to_csv(tmp, index=False, float_format="%.10g")
+            written.append(path)
+        write_json(self.to_dict(), target / "results.json")
+        written.append(target / "results.json")
+        return written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "topiceval-leaderboard",
+            "version": 1,
+            "config": self.config,
+            "cells": self.cells.to_dict(orient="records"),
+            "entries": self.baseline_entries(),
+        }
+
+    @classmethod
+    def read(cls, folder: PathLike) -> Results:
+        """Read back what :meth:`write` wrote."""
+        target = as_path(folder)
+        path = target / "results.json"
+        if not path.is_file():
+            raise InputError(f"no leaderboard results in {target} (results.json missing)")
+        data = json.loads(path.read_text())
+
+        def table(name: str, columns: list[str]) -> pd.DataFrame:
+            file = target / name
+            if not file.is_file():
+                raise InputError(f"leaderboard results in {target} lack {name}")
+            frame = pd.read_csv(file, keep_default_na=True)
+            return frame if len(frame.columns) else pd.DataFrame(columns=columns)
+
+        return cls(config=data["config"], cells=table("cells.csv", _CELL_COLUMNS),
+                   scores=table("scores.csv", _SCORE_COLUMNS), per_topic=table("per_topic.csv", _TOPIC_COLUMNS),
+                   pathways=table("pathways.csv", _PATHWAY_COLUMNS))
+
+
+def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequence[CellOutcome],
+             prepared: dict[str, PreparedDataset], cache: Path) -> Results:
+    order = {(t.dataset.name, t.model.name, t.seed): i for i, t in enumerate(tasks)}
+    outcomes = sorted(outcomes, key=lambda o: order.get((o.dataset, o.model, o.seed), 10**9))
+    cell_rows, score_rows, topic_rows, pathway_rows = [], [], [], []
+    for o in outcomes:
+        cell_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed, "status": o.status,
+                          "reason": o.reason, "trained": o.trained, "train_s": o.train_s, "cpu_s": o.cpu_s,
+                          "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key})
+        if o.status != "done":
+            continue
+        species = prepared[o.dataset].species
+        for collection, key in o.score_keys.items():
+            folder = cache / "scores" / key
+            evaluation = json.loads((folder / "evaluation.json").read_text())
+            config_hash = stable_hash({"evaluation": evaluation["config"]["config_sha256"], "train": o.settings_key})
+            for metric, value in evaluation.items():
+                if metric in ("config", "per_topic"):
+                    continue
+                score_rows.append({"dataset": o.dataset, "species": species, "model": o.model, "seed": o.seed,
+                                   "collection": collection, "metric": metric,
+                                   "value": np.nan if value is None else float(value),
+                                   "config_sha256": config_hash})
+            for record in evaluation["per_topic"]:
+                row = {"dataset": o.dataset, "model": o.model, "seed": o.seed, "collection": collection}
+                for column, value in record.items():
+                    row[column] = " ".join(value) if column == "top_genes" else value
+                topic_rows.append(row)
+            for method, best in (("ora", "padj"), ("gsea", "fdr")):
+                file = folder / f"{method}.csv"
+                if not file.is_file() or file.stat().st_size == 0:
+                    continue
+                table = pd.read_csv(file)
+                if table.empty:
+                    continue
+                counts = table.groupby("term").agg(n_topics=("topic", "nunique"), best=(best, "min"))
+                counts = counts.sort_values(["n_topics", "best"], ascending=[False, True], kind="stable").head(10)
+                for term, values in counts.iterrows():
+                    pathway_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed,
+                                         "collection": collection, "method": method.upper(), "term": term,
+                                         "n_topics": int(values["n_topics"]), "best": float(values["best"])})
+    return Results(config=config, cells=pd.DataFrame(cell_rows, columns=_CELL_COLUMNS),
+                   scores=pd.DataFrame(score_rows, columns=_SCORE_COLUMNS),
+                   per_topic=pd.DataFrame(topic_rows) if topic_rows else pd.DataFrame(columns=_TOPIC_COLUMNS),
+                   pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS))
+
+
+_CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "cpu_s", "wall_s",
+                 "n_warnings", "train_key"]
+_SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
+_TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
+_PATHWAY_COLUMNS = ["dataset", "model", "seed", "collection", "method", "term", "n_topics", "best"]
+
+
+# --------------------------------------------------------------------------- backends
+def _sequential(tasks: Sequence[CellTask], n_jobs: int, scheduler: str | None) -> Iterator[CellOutcome]:
+    for task in tasks:
+        yield run_cell(task)
+
+
+def _joblib(tasks: Sequence[CellTask], n_jobs: int, scheduler: str | None) -> Iterator[CellOutcome]:
+    from joblib import Parallel, delayed
+
+    if n_jobs == 1:
+        yield from _sequential(tasks, n_jobs, scheduler)
+        return
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered",
+                        inner_max_num_threads=1, pre_dispatch="n_jobs")
+    yield from parallel(delayed(run_cell)(task) for task in tasks)
+
+
+def _dask(tasks: Sequence[CellTask], n_jobs: int, scheduler: str | None) -> Iterator[CellOutcome]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ModuleNotFoundError:
+        raise TopicEvalError('the dask backend needs dask.distributed: pip install "topiceval[dask]"') from None
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            client = stack.enter_context(Client(scheduler))
+        else:
+            cluster = stack.enter_context(LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True,
+                                                       dashboard_address=None))
+            client = stack.enter_context(Client(cluster))
+        futures = [client.submit(run_cell, task, pure=False, key=f"cell-{task.train_key[:16]}-{i}")
+                   for i, task in enumerate(tasks)]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+_BACKENDS: dict[str, Callable[[Sequence[CellTask], int, str | None], Iterator[CellOutcome]]] = {
+    "sequential": _sequential,
+    "joblib": _joblib,
+    "dask": _dask,
+}
+
+
+# --------------------------------------------------------------------------- run
+def _setup_log(path: Path | None) -> logging.Handler | None:
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    out = {"python": platform.python_version()}
+    for name in ("topiceval", "numpy", "scipy", "pandas", "scikit-learn", "anndata", "torch", "scETM",
+                 "scvi-tools", "igraph", "joblib", "dask", "distributed", "matplotlib"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run(
+    config: LeaderboardConfig,
+    *,
+    cache: PathLike | None = None,
+    log: PathLike | None = None,
+    backend: str | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    refresh: bool = False,
+) -> Results:
+    """Run (or resume) a leaderboard.
+
+    Parameters
+    ----------
+    config
+        What to run (:func:`~topiceval.leaderboard.config.load_config`).
+    cache
+        Cache folder (default: ``config.cache``, else ``$TOPICEVAL_CACHE/leaderboard`` or the
+        user cache folder's ``leaderboard``).
+    log
+        Log file of this run (replaced); ``None``: no file.
+    backend, n_jobs
+        Override ``config.backend`` / ``config.n_jobs``: ``"joblib"`` (processes),
+        ``"dask"`` (``dask.distributed``: the scheduler at ``config.scheduler``, else a
+        ``LocalCluster`` of ``n_jobs`` single-threaded worker processes) or ``"sequential"``.
+    progress
+        Show a progress bar over the cells.
+    refresh
+        Ignore (and replace) the cached runs and scores of this configuration.
+
+    Returns
+    -------
+    Results
+
+    Notes
+    -----
+    Every backend gives the same numbers: each cell runs with ``config.threads_per_cell`` BLAS and
+    torch threads and its own seeds, whatever process it lands in.
+    """
+    from tqdm.auto import tqdm
+
+    from topiceval.adapters import registry
+
+    backend = backend or config.backend
+    n_jobs = n_jobs or config.n_jobs
+    if backend not in _BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
+    cache_root = as_path(cache) if cache is not None else (config.cache or default_cache_dir())
+    cache_root = cache_root.resolve()
+    cache_root.mkdir(parents=True, exist_ok=True)
+    handler = _setup_log(as_path(log) if log is not None else None)
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    try:
+        logger.info("leaderboard %r (config sha256 %s), cache %s, backend %s, %d job(s)",
+                    config.name, config.sha256()[:12], cache_root, backend, n_jobs)
+        notes: list[str] = []
+        evaluation = dict(config.evaluation)
+        prepared: dict[str, PreparedDataset] = {}
+        for spec in tqdm(config.datasets, desc="datasets", unit="dataset", disable=not progress, leave=False):
+            t0 = time.perf_counter()
+            prepared[spec.name] = prepare_dataset(spec, config.n_top_genes, cache_root)
+            p = prepared[spec.name]
+            logger.info("dataset %s: %s", spec.name,
+                        p.skip_reason or f"{p.n_cells} cells x {p.n_genes} genes, {p.n_types} types, "
+                        f"{p.values} ({time.perf_counter() - t0:.1f} s)")
+
+        clustering = _clustering_available()
+        collections: dict[str, dict[str, Any]] = {}
+        score_plans: dict[str, list[tuple[CollectionSpec, str, tuple[str, ...]]]] = {}
+        for dataset in prepared.values():
+            if dataset.skip_reason:
+                continue
+            plans = []
+            for collection in config.collections:
+                if dataset.species not in collection.sources:
+                    notes.append(f"collection {collection.name} has no {dataset.species} gene sets: "
+                                 f"not scored on {dataset.name}")
+                    continue
+                spec = resolve_gene_set_spec(collection.sources[dataset.species], config.root)
+                metrics = collection.metrics
+                if "clustering" in metrics and not clustering:
+                    metrics = tuple(m for m in metrics if m != "clustering")
+                    note = 'ARI / NMI not computed: python-igraph is not installed (pip install "topiceval[cluster]")'
+                    if note not in notes:
+                        notes.append(note)
+                record = collections.setdefault(collection.name, {})
+                if dataset.species not in record:
+                    gs = _gene_sets(spec, dataset.species, collection.min_size, collection.max_size)
+                    record[dataset.species] = {**gs.config(), "spec": collection.sources[dataset.species]}
+                plans.append((collection, spec, metrics))
+            score_plans[dataset.name] = plans
+
+        tasks: list[CellTask] = []
+        skipped: list[CellOutcome] = []
+        entries = {m.name: registry.get(m.name) for m in config.models}
+        for dataset in prepared.values():
+            for model in config.models:
+                entry = entries[model.name]
+                for seed in config.seeds:
+                    if dataset.skip_reason:
+                        skipped.append(CellOutcome(dataset.name, model.name, seed, "skipped",
+                                                   reason=f"dataset: {dataset.skip_reason}"))
+                        continue
+                    missing = entry.missing()
+                    if missing:
+                        hint = f'pip install "topiceval[{entry.extra}]"' if entry.extra else "install them"
+                        skipped.append(CellOutcome(dataset.name, model.name, seed, "skipped",
+                                                   reason=f"model needs {', '.join(missing)}: {hint}"))
+                        continue
+                    key = train_key(dataset, model, seed, entry)
+                    scores = []
+                    for collection, spec, metrics in score_plans[dataset.name]:
+                        identity = _gene_set_identity(spec, dataset.species, collection.min_size, collection.max_size)
+                        score_key = stable_hash({"run": key, "gene_sets": identity, "metrics": list(metrics),
+                                                 "evaluation": evaluation})
+                        scores.append(ScoreTask(collection.name, spec, dataset.species, tuple(metrics),
+                                                collection.min_size, collection.max_size, score_key))
+                    if refresh:
+                        shutil.rmtree(cache_root / "runs" / key, ignore_errors=True)
+                        for s in scores:
+                            shutil.rmtree(cache_root / "scores" / s.key, ignore_errors=True)
+                    tasks.append(CellTask(dataset, model, entry, seed, key,
+                                          stable_hash(train_settings(dataset, model, seed)), tuple(scores),
+                                          evaluation, str(cache_root), config.threads_per_cell))
+        # Largest first, so that parallel workers finish together.
+        tasks.sort(key=lambda t: -(t.dataset.n_cells * t.dataset.n_genes))
+        for o in skipped:
+            logger.info("skip %s / %s / seed %d: %s", o.dataset, o.model, o.seed, o.reason)
+
+        outcomes: list[CellOutcome] = list(skipped)
+        bar = tqdm(total=len(tasks), desc="cells", unit="cell", disable=not progress)
+        try:
+            for outcome in _BACKENDS[backend](tasks, n_jobs, config.scheduler):
+                outcomes.append(outcome)
+                _log_outcome(outcome)
+                bar.set_postfix_str(f"{outcome.dataset}/{outcome.model}/{outcome.seed} {outcome.status}")
+                bar.update(1)
+        finally:
+            bar.close()
+        wall = time.perf_counter() - wall0
+        done = sum(o.status == "done" for o in outcomes)
+        logger.info("finished: %d done, %d skipped, %d failed in %.1f s wall", done,
+                    sum(o.status == "skipped" for o in outcomes), sum(o.status == "failed" for o in outcomes), wall)
+        record = {
+            **config.to_dict(),
+            "datasets_prepared": [p.to_dict() | {"path": None} for p in prepared.values()],
+            "gene_sets": collections,
+            "notes_run": notes,
+            "started": started_at,
+            "wall_s": wall,
+            "cpu_s_main": time.process_time() - cpu0,
+            "cpu_s_cells": float(sum(o.cpu_s for o in outcomes)),
+            "backend_used": backend,
+            "n_jobs_used": n_jobs,
+            "versions": _versions(),
+        }
+        return _collect(record, tasks, outcomes, prepared, cache_root)
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def _log_outcome(o: CellOutcome) -> None:
+    where = f"{o.dataset} / {o.model} / seed {o.seed}"
+    if o.status == "done":
+        computed = [c for c, fresh in o.scored.items() if fresh]
+        logger.info("%s: done (%s, train %.1f s, scored %s; %.1f s wall, %.1f s CPU)", where,
+                    "trained" if o.trained else "cached run", o.train_s,
+                    ", ".join(f"{c} {o.score_s[c]:.1f} s" for c in computed) or "from cache", o.wall_s, o.cpu_s)
+    elif o.status == "skipped":
+        logger.info("%s: skipped: %s", where, o.reason)
+    else:
+        logger.error("%s: FAILED: %s\n%s", where, o.reason, o.error)
+    for text in o.warnings:
+        logger.warning("%s: %s", where, text)
