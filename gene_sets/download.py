@@ -410,17 +410,22 @@ def fetch(
             )
         expected = None if (recorded is None or replace_checksum) else recorded.get("sha256")
         digest = _download_entry(entry, target, expected, timeout, retries, backoff, progress)
-        _record(root, entry.cache_key, {
-            "sha256": digest,
-            "size": target.stat().st_size,
-            "url": entry.url,
-            "collection": entry.collection,
-            "release": entry.version,
-            "species": entry.species,
-            "recorded_at": _now(),
-            "origin": "download",
-        })
+        _record_file(root, entry, target, digest, "download")
     return target
+
+
+def _record_file(root: Path, entry: MsigdbFile, target: Path, digest: str, origin: str) -> None:
+    """Write the manifest entry of a cached file (checksum, size, source, release, origin)."""
+    _record(root, entry.cache_key, {
+        "sha256": digest,
+        "size": target.stat().st_size,
+        "url": entry.url,
+        "collection": entry.collection,
+        "release": entry.version,
+        "species": entry.species,
+        "recorded_at": _now(),
+        "origin": origin,
+    })
 
 
 def _download_entry(
@@ -442,16 +447,7 @@ def _verify_cached(root: Path, entry: MsigdbFile, target: Path, recorded: dict[s
     if recorded is None:
         with open(target, "rb") as handle:
             _sniff(handle.read(CHUNK), str(target))
-        _record(root, entry.cache_key, {
-            "sha256": sha256_file(target),
-            "size": target.stat().st_size,
-            "url": entry.url,
-            "collection": entry.collection,
-            "release": entry.version,
-            "species": entry.species,
-            "recorded_at": _now(),
-            "origin": "placed in the cache by hand",
-        })
+        _record_file(root, entry, target, sha256_file(target), "placed in the cache by hand")
         return
     digest = sha256_file(target)
     if digest != recorded.get("sha256"):
