@@ -614,6 +614,10 @@ def _joblib(tasks: Sequence[CellTask], n_jobs: int, scheduler: str | None) -> It
     if n_jobs == 1:
         yield from _sequential(tasks, n_jobs, scheduler)
         return
+    # loky retires a worker whose memory grew by a few hundred MB (a trained torch model) once its
+    # cell has returned, and warns about it; the next cell simply starts in a fresh worker.
+    warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given to the executor",
+                            category=UserWarning)
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered",
                         inner_max_num_threads=1, pre_dispatch="n_jobs")
     yield from parallel(delayed(run_cell)(task) for task in tasks)
