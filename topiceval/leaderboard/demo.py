@@ -6,8 +6,8 @@ the shipped Pollen et al. 2014 data (:func:`topiceval.datasets.load_default`, 29
 genes, 11 cell types), K = 20 topics (paper: 100), one seed, scE2TM for the paper's 500 epochs
 (one minibatch per epoch on 299 cells), NMF and LDA with their adapters' default iterations, the
 shipped Reactome collection for TC, ORA and GSEA (and ARI / NMI when python-igraph is installed)
-and the shipped Hallmark collection for TC. Every seed is fixed, so the printed numbers are the same on every run (on one
-machine; BLAS builds can change the last digits).
+and the shipped Hallmark collection for TC. Every seed is fixed, so the printed numbers are the
+same on every run (on one machine; BLAS builds can change the last digits).
 """
 
 from __future__ import annotations
