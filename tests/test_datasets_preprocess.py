@@ -9,12 +9,11 @@ import anndata
 import numpy as np
 import pandas as pd
 import pytest
+import scanpy as sc  # in the test extra
 import scipy.sparse as sp
 
 from topiceval import datasets as ds
 from topiceval.errors import InputError
-
-sc = pytest.importorskip("scanpy")  # in the test extra; never skipped in CI
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ def test_demo_config_is_the_documented_one():
 
 
 def test_demo_quick_runs_every_metric_and_writes_the_report(tmp_path, capsys):
-    pytest.importorskip("torch")
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out), "--n-jobs", "1", "--no-progress"]) == 0
     printed = capsys.readouterr().out

@@ -13,25 +13,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch  # the test extra installs the CPU build
+from scipy.special import logsumexp
+from sklearn.neighbors import NearestNeighbors
 
-torch = pytest.importorskip("torch", reason="scE2TM needs torch (pip install 'topiceval[sce2tm]')")
-
-from scipy.special import logsumexp  # noqa: E402
-from sklearn.neighbors import NearestNeighbors  # noqa: E402
-
-from topiceval.errors import InputError  # noqa: E402
-from topiceval.models.sce2tm import SCE2TM, ExternalEmbeddingWarning  # noqa: E402
-from topiceval.models.sce2tm.distill import (  # noqa: E402
+from topiceval.errors import InputError
+from topiceval.models.sce2tm import SCE2TM, ExternalEmbeddingWarning
+from topiceval.models.sce2tm.distill import (
     cluster_contrastive_loss,
     consistency_loss,
     knn,
     mean_entropy,
     mutual_knn_neighbours,
 )
-from topiceval.models.sce2tm.ecr import ecr_loss, pairwise_sq_distances, sinkhorn_plan  # noqa: E402
-from topiceval.models.sce2tm.encoder import LogisticNormalPrior  # noqa: E402
-from topiceval.models.sce2tm.model import SCE2TMConfig, SCE2TMNet  # noqa: E402
-from topiceval.models.sce2tm.train import batches, default_threads, pack_rows, torch_threads  # noqa: E402
+from topiceval.models.sce2tm.ecr import ecr_loss, pairwise_sq_distances, sinkhorn_plan
+from topiceval.models.sce2tm.encoder import LogisticNormalPrior
+from topiceval.models.sce2tm.model import SCE2TMConfig, SCE2TMNet
+from topiceval.models.sce2tm.train import batches, default_threads, pack_rows, torch_threads
 
 
 # --------------------------------------------------------------------------- data

@@ -35,7 +35,6 @@ def test_train_list(capsys):
 
 
 def test_train_writes_the_layout_that_score_reads(yan_h5ad, tmp_path, capsys):
-    pytest.importorskip("torch")
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -137,7 +136,6 @@ def test_registry_layout_with_a_plain_trainer(yan_h5ad, tmp_path, monkeypatch):
 
 
 def test_train_preprocesses_raw_counts_when_asked(shared_data, tmp_path, capsys):
-    pytest.importorskip("torch")
     out = tmp_path / "ting"
     data = shared_data / "datasets" / "ting" / "ting.h5ad"
     with warnings.catch_warnings():
