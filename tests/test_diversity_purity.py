@@ -111,3 +111,25 @@ def test_interpretation_purity_unlabelled_and_errors():
         interpretation_purity(theta, ["a", "b", "c"])
     with pytest.raises(InputError, match="no cell has a label"):
         interpretation_purity(theta, [None] * 4)
+
+
+@pytest.mark.parametrize("metric", ["tc", "td", "ip", "ora", "gsea"])
+@pytest.mark.parametrize(
+    ("matrix", "message"),
+    [(np.ones(6), r"must be 2-d, got shape \(6,\)"), (np.array([["a", "b"], ["c", "d"]]), "must be numeric")],
+)
+def test_every_metric_refuses_a_matrix_that_is_not_numeric_and_2d(metric, matrix, message):
+    from topiceval.gene_sets import GeneSets
+    from topiceval.metrics import topic_coherence, topic_gsea, topic_ora
+
+    genes = [f"G{i}" for i in range(6)]
+    sets = GeneSets.from_dict({"S1": genes[:3], "S2": genes[2:]})
+    calls = {
+        "tc": lambda: topic_coherence(matrix, genes, sets, top_n=2),
+        "td": lambda: topic_diversity(matrix, top_n=2),
+        "ip": lambda: interpretation_purity(matrix, ["a"] * len(matrix)),
+        "ora": lambda: topic_ora(matrix, genes, sets, top_n=2),
+        "gsea": lambda: topic_gsea(matrix, genes, sets, min_size=1),
+    }
+    with pytest.raises(InputError, match=message):
+        calls[metric]()

@@ -150,13 +150,14 @@ def _is_missing(value: Any) -> bool:
         return False
 
 
-def _as_float_matrix(array: Any, what: str) -> np.ndarray:
+def check_matrix(array: Any, what: str) -> np.ndarray:
+    """``array`` as a float64 matrix; :class:`InputError` naming ``what`` unless numeric, 2-d, finite."""
     try:
         matrix = np.asarray(array, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{what} must be numeric: {exc}") from None
     if matrix.ndim != 2:
-        raise InputError(f"{what} must be a 2-d matrix, got {matrix.ndim} dimension(s)")
+        raise InputError(f"{what} must be 2-d, got shape {matrix.shape}")
     check_finite(matrix, what)
     return matrix
 
@@ -198,7 +199,7 @@ class TopicOutputs:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.topic_gene = _as_float_matrix(self.topic_gene, "topic-gene matrix")
+        self.topic_gene = check_matrix(self.topic_gene, "topic-gene matrix")
         n_topics, n_genes = self.topic_gene.shape
         if n_topics < 2:
             raise InputError(
@@ -207,7 +208,7 @@ class TopicOutputs:
             )
         self.gene_names = check_gene_names(self.gene_names, n_genes)
         if self.cell_topic is not None:
-            self.cell_topic = _as_float_matrix(self.cell_topic, "cell-topic matrix")
+            self.cell_topic = check_matrix(self.cell_topic, "cell-topic matrix")
             if self.cell_topic.shape[1] != n_topics:
                 hint = " (is it transposed? expected n_cells x n_topics)" if self.cell_topic.shape[0] == n_topics else ""
                 raise InputError(
@@ -215,7 +216,7 @@ class TopicOutputs:
                     f"topic-gene matrix has {n_topics} topics{hint}"
                 )
         if self.cell_embedding is not None:
-            self.cell_embedding = _as_float_matrix(self.cell_embedding, "cell embedding")
+            self.cell_embedding = check_matrix(self.cell_embedding, "cell embedding")
             if self.cell_topic is not None and self.cell_embedding.shape[0] != self.cell_topic.shape[0]:
                 raise InputError(
                     f"the cell embedding has {self.cell_embedding.shape[0]} cells but the "

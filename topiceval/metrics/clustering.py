@@ -53,7 +53,7 @@ import scipy.sparse as sp
 
 from topiceval.errors import InputError
 from topiceval.metrics._result import MetricResult
-from topiceval.protocol import check_finite, check_labels
+from topiceval.protocol import check_labels, check_matrix
 
 __all__ = [
     "CLUSTER_METHODS",
@@ -141,14 +141,6 @@ def check_clustering_options(
     if len(set(values)) != len(values):
         raise InputError(f"resolutions must not repeat, got {list(values)}")
     return values
-
-
-def _as_cells(cells: Any) -> np.ndarray:
-    matrix = np.asarray(cells, dtype=np.float64)
-    if matrix.ndim != 2:
-        raise InputError(f"the cell matrix must be 2-d (n_cells x n_dims), got shape {matrix.shape}")
-    check_finite(matrix, "cell matrix")
-    return matrix
 
 
 # --------------------------------------------------------------------------- kNN graph
@@ -257,7 +249,7 @@ def knn_graph(
     -------
     KnnGraph
     """
-    cells = _as_cells(cells)
+    cells = check_matrix(cells, "cell matrix (n_cells x n_dims)")
     check_clustering_options([1.0], n_neighbors, "louvain", knn_method)
     n_cells = cells.shape[0]
     if n_cells < n_neighbors:
@@ -657,7 +649,7 @@ def clustering_scores(
     scores ARI = NMI = 0.
     """
     from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
-    cells = _as_cells(cells)
+    cells = check_matrix(cells, "cell matrix (n_cells x n_dims)")
     resolutions = check_clustering_options(resolutions, n_neighbors, method, knn_method)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise InputError(f"seed must be an integer, got {seed!r}")

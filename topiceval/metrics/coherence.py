@@ -31,7 +31,7 @@ from topiceval.errors import InputError
 from topiceval.gene_sets import GeneSets
 from topiceval.metrics._result import MetricResult
 from topiceval.metrics.topgenes import top_gene_indices
-from topiceval.protocol import check_finite, check_gene_names, check_top_n
+from topiceval.protocol import check_gene_names, check_matrix, check_top_n
 
 __all__ = ["topic_coherence", "npmi", "ZERO_COOCCURRENCE_RULES"]
 
@@ -112,8 +112,7 @@ def topic_coherence(
         ``score`` = TC; ``per_topic`` = each topic's mean NPMI; ``info`` lists genes found in no
         set and the number of pairs scored by each rule.
     """
-    topic_gene = np.asarray(topic_gene, dtype=np.float64)
-    check_finite(topic_gene, "topic-gene matrix")
+    topic_gene = check_matrix(topic_gene, "topic-gene matrix")
     n_topics, n_genes = topic_gene.shape
     names = check_gene_names(gene_names, n_genes)
     top_n = check_top_n(top_n, n_genes)

@@ -22,7 +22,7 @@ import pandas as pd
 from topiceval.errors import InputError
 from topiceval.metrics._result import MetricResult
 from topiceval.metrics.topgenes import top_gene_indices
-from topiceval.protocol import check_finite, check_top_n
+from topiceval.protocol import check_matrix, check_top_n
 
 __all__ = ["topic_diversity", "topic_quality", "TD_METHODS"]
 
@@ -57,8 +57,7 @@ def topic_diversity(
     """
     if method not in TD_METHODS:
         raise InputError(f"unknown TD method {method!r}; use one of {', '.join(TD_METHODS)}")
-    topic_gene = np.asarray(topic_gene, dtype=np.float64)
-    check_finite(topic_gene, "topic-gene matrix")
+    topic_gene = check_matrix(topic_gene, "topic-gene matrix")
     n_topics, n_genes = topic_gene.shape
     top_n = check_top_n(top_n, n_genes)
     top = top_gene_indices(topic_gene, top_n) if top_genes is None else np.asarray(top_genes)

@@ -64,7 +64,7 @@ from topiceval._utils import preview
 from topiceval.errors import InputError
 from topiceval.gene_sets import GeneSets
 from topiceval.metrics._enrichment import EnrichmentResult, enrichment_quality
-from topiceval.protocol import check_finite, check_gene_names
+from topiceval.protocol import check_gene_names, check_matrix
 
 __all__ = [
     "GSEA_COLUMNS",
@@ -101,8 +101,7 @@ def gsea_rankings(topic_gene: np.ndarray, rank_by: Literal["topic_gene", "log"] 
     """
     if rank_by not in RANK_BY:
         raise InputError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
-    values = np.asarray(topic_gene, dtype=np.float64)
-    check_finite(values, "topic-gene matrix")
+    values = check_matrix(topic_gene, "topic-gene matrix")
     if rank_by == "topic_gene":
         return values.copy()
     if (values <= 0).any():
@@ -226,12 +225,9 @@ def _gsea(topic_gene, gene_names, gene_sets, engine, n_perm, rank_by, min_size, 
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
         raise InputError(f"n_jobs must be a non-zero integer (-1: all cores), got {n_jobs!r}")
 
-    topic_gene = np.asarray(topic_gene, dtype=np.float64)
-    if topic_gene.ndim != 2:
-        raise InputError(f"topic-gene matrix must be 2-d, got shape {topic_gene.shape}")
-    n_topics, n_genes = topic_gene.shape
+    ranking = gsea_rankings(topic_gene, rank_by)  # validates the matrix
+    n_topics, n_genes = ranking.shape
     names = check_gene_names(gene_names, n_genes)
-    ranking = gsea_rankings(topic_gene, rank_by)
     tied = _tie_fraction(ranking)
     mostly_tied = np.flatnonzero(tied > MOSTLY_TIES).tolist()
     if mostly_tied:

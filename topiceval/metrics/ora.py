@@ -40,7 +40,7 @@ from topiceval.errors import InputError
 from topiceval.gene_sets import GeneSets, normalize_symbols
 from topiceval.metrics._enrichment import EnrichmentResult, enrichment_quality
 from topiceval.metrics.topgenes import top_gene_indices
-from topiceval.protocol import check_finite, check_gene_names, check_top_n
+from topiceval.protocol import check_gene_names, check_matrix, check_top_n
 
 __all__ = ["ORA_BACKGROUNDS", "BH_SCOPES", "ORA_COLUMNS", "over_representation", "topic_ora"]
 
@@ -150,10 +150,7 @@ def _check_options(background: str, bh_scope: str, alpha: float, min_size: int |
 def _ora(topic_gene, gene_names, gene_sets, top_n, background, bh_scope, alpha, min_size, max_size,
          top_genes):  # noqa: ANN001, ANN202 - private; the public functions document the types
     _check_options(background, bh_scope, alpha, min_size, max_size)
-    topic_gene = np.asarray(topic_gene, dtype=np.float64)
-    if topic_gene.ndim != 2:
-        raise InputError(f"topic-gene matrix must be 2-d, got shape {topic_gene.shape}")
-    check_finite(topic_gene, "topic-gene matrix")
+    topic_gene = check_matrix(topic_gene, "topic-gene matrix")
     n_topics, n_genes = topic_gene.shape
     names = check_gene_names(gene_names, n_genes)
     top_n = check_top_n(top_n, n_genes)

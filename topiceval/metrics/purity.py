@@ -18,7 +18,7 @@ import pandas as pd
 
 from topiceval.errors import InputError
 from topiceval.metrics._result import MetricResult
-from topiceval.protocol import check_finite, check_labels
+from topiceval.protocol import check_labels, check_matrix
 
 __all__ = ["interpretation_purity"]
 
@@ -39,10 +39,7 @@ def interpretation_purity(cell_topic: np.ndarray, labels: Sequence[Any] | np.nda
         ``score`` = IP in ``[0, 1]``; ``per_topic`` = DataFrame with each topic's cell count,
         majority label and purity (NaN for topics no cell chose).
     """
-    cell_topic = np.asarray(cell_topic, dtype=np.float64)
-    if cell_topic.ndim != 2:
-        raise InputError(f"cell-topic matrix must be 2-d, got shape {cell_topic.shape}")
-    check_finite(cell_topic, "cell-topic matrix")
+    cell_topic = check_matrix(cell_topic, "cell-topic matrix")
     n_cells, n_topics = cell_topic.shape
     values = check_labels(labels, n_cells)
     labelled = np.array([v is not None for v in values], dtype=bool)
