@@ -99,14 +99,10 @@ class DatasetInfo:
         return out
 
 
-def _info(**kwargs: Any) -> DatasetInfo:
-    return DatasetInfo(**kwargs)
-
-
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
-        _info(
+        DatasetInfo(
             name="yan",
             species="human",
             label_key="cell_type",
@@ -123,7 +119,7 @@ DATASETS: dict[str, DatasetInfo] = {
             licence="no licence stated; public data (GEO)",
             files=("datasets/yan/yan_HIGHPRE.csv", "datasets/yan/yan_cell_anno.csv"),
         ),
-        _info(
+        DatasetInfo(
             name="wang",
             species="human",
             label_key="cell_type",
@@ -140,7 +136,7 @@ DATASETS: dict[str, DatasetInfo] = {
             licence="no licence stated; public data (GEO)",
             files=("datasets/wang/wang_cell_anno.csv", "datasets/wang/wang_scgpt_embedding.csv"),
         ),
-        _info(
+        DatasetInfo(
             name="pollen",
             species="human",
             label_key="cell_type",
@@ -158,7 +154,7 @@ DATASETS: dict[str, DatasetInfo] = {
             licence="MIT (scDatasets repository); public data (SRA)",
             files=("datasets/pollen/pollen.h5ad",),
         ),
-        _info(
+        DatasetInfo(
             name="darmanis",
             species="human",
             label_key="cell_type",
@@ -174,7 +170,7 @@ DATASETS: dict[str, DatasetInfo] = {
             licence="none given (repository licence TBD); public data (GEO)",
             files=("datasets/darmanis/darmanis.h5ad",),
         ),
-        _info(
+        DatasetInfo(
             name="kang_pbmc",
             species="human",
             label_key="cell_type",
@@ -191,7 +187,7 @@ DATASETS: dict[str, DatasetInfo] = {
             licence="GPL-3 (muscat repository); public data (GEO)",
             files=("datasets/kang_pbmc/kang_pbmc.h5ad",),
         ),
-        _info(
+        DatasetInfo(
             name="ting",
             species="mouse",
             label_key="cell_type",
