@@ -43,6 +43,7 @@ __all__ = [
     "read_matrix",
     "read_gene_names",
     "read_labels",
+    "read_label_column",
     "read_outputs",
     "write_outputs_h5ad",
     "write_json",
@@ -305,8 +306,7 @@ def read_labels(spec: PathLike) -> np.ndarray:
     p = as_path(text)
     if not p.exists() and ":" in text:
         file_part, column = text.rsplit(":", 1)
-        fp = _check_file(file_part, "labels")
-        return _read_label_column(fp, column)
+        return read_label_column(file_part, column)
     p = _check_file(p, "labels")
     if _strip_gz(p.name).lower().endswith((".csv", ".tsv", ".h5ad")):
         raise InputError(
@@ -316,7 +316,10 @@ def read_labels(spec: PathLike) -> np.ndarray:
     return np.asarray([None if v is None else str(v) for v in values], dtype=object)
 
 
-def _read_label_column(path: Path, column: str) -> np.ndarray:
+def read_label_column(path: PathLike, column: str) -> np.ndarray:
+    """Labels from column ``column`` of an h5ad's ``obs`` (read backed) or of a CSV/TSV table;
+    missing values become ``None``."""
+    path = _check_file(path, "labels")
     if path.name.lower().endswith(".h5ad"):
         import anndata
 

@@ -214,7 +214,9 @@ def _load_raw(spec: DatasetSpec, meta: dict[str, Any]) -> AnnData:
 
     if spec.path is not None:
         return datasets.read(spec.path, label_key=meta["label_key"])
-    if spec.name in ("default", "pollen_hvg5000"):
+    from .config import DEFAULT_NAMES
+
+    if spec.name in DEFAULT_NAMES:
         return datasets.load_default()
     return datasets.load_dataset(spec.name)
 
@@ -361,16 +363,13 @@ def _move_into_place(staging: Path, target: Path) -> None:
 
 def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
     """Score a trained model against one collection into ``scores/<key>/``; returns seconds."""
-    import anndata
-
     from topiceval.adapters.registry import OUTPUTS_FILE
     from topiceval.evaluate import evaluate
-    from topiceval.io import read_outputs_h5ad
+    from topiceval.io import read_label_column, read_outputs_h5ad
 
     started = time.perf_counter()
     outputs = read_outputs_h5ad(run_dir / OUTPUTS_FILE)
-    obs = anndata.read_h5ad(run_dir / OUTPUTS_FILE).obs
-    labels = obs[task.dataset.label_key].astype(str).to_numpy(dtype=object)
+    labels = read_label_column(run_dir / OUTPUTS_FILE, task.dataset.label_key)
     gene_sets = _gene_sets(score.spec, score.species, score.min_size, score.max_size)
     result = evaluate(outputs, gene_sets=gene_sets, labels=labels, metrics=list(score.metrics),
                       name=task.model.name, **task.evaluation)
