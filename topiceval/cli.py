@@ -48,6 +48,8 @@ def _cli_parser(spec):  # noqa: ANN001, ANN202 - OptionSpec -> argparse type
     parse = spec.parse or {"int": int, "int_or_none": int, "fraction": float}.get(spec.kind, str)
 
     def convert(text: str):  # noqa: ANN202
+        if spec.kind == "int_or_none" and text.strip().lower() == "none":
+            return None
         try:
             return parse(text)
         except ValueError as exc:
