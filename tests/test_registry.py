@@ -21,7 +21,7 @@ from topiceval.cli import build_parser, main
 from topiceval.errors import InputError
 from topiceval.evaluate import EvaluationOptions
 from topiceval.examples import EXAMPLES
-from topiceval.io import read_labels, read_matrix, write_outputs_h5ad
+from topiceval.io import read_labels, read_matrix
 from topiceval.leaderboard import config as lconfig
 from topiceval.leaderboard import report, runner
 from topiceval.metrics import _family, clustering_scores, interpretation_purity, topic_diversity
