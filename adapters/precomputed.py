@@ -3,7 +3,8 @@
 :class:`PrecomputedAdapter` is a :class:`~topiceval.protocol.TopicModel` over outputs computed
 elsewhere, so that they are scored exactly like a model trained here. Files are read by
 :func:`topiceval.io.read_outputs` (the one reader of topiceval's matrix and h5ad layouts); an
-in-memory AnnData is read from the keys of :data:`topiceval.io.H5AD_KEYS` or keys you name.
+in-memory AnnData by :meth:`topiceval.TopicOutputs.from_anndata` (topiceval's and scE2TM's keys by
+default, or keys you name).
 
 Examples
 --------
@@ -14,15 +15,14 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from topiceval._utils import preview
 from topiceval.errors import InputError
-from topiceval.io import H5AD_KEYS, read_outputs
+from topiceval.io import read_outputs
 from topiceval.protocol import TopicOutputs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,53 +90,29 @@ class PrecomputedAdapter:
         cls,
         adata: AnnData,
         *,
-        topic_gene_key: str = H5AD_KEYS["topic_gene_varm"],
-        cell_topic_key: str | None = H5AD_KEYS["cell_topic"],
-        cell_embedding_key: str | None = H5AD_KEYS["cell_embedding"],
+        topic_gene_key: str | None = None,
+        cell_topic_key: str | None = None,
+        cell_embedding_key: str | None = None,
         name: str | None = None,
     ) -> PrecomputedAdapter:
         """Outputs stored in an AnnData by a model run elsewhere.
 
-        Parameters
-        ----------
-        adata
-            Cells x genes with ``varm[topic_gene_key]`` ``(n_genes, n_topics)`` (scverse's
-            orientation; e.g. LDVAE loadings written there) and optionally
-            ``obsm[cell_topic_key]`` ``(n_cells, n_topics)`` and ``obsm[cell_embedding_key]``.
-            A key that is not there is skipped unless it was named explicitly.
-        name
-            Model name (default ``uns["topiceval"]["name"]`` or ``"precomputed"``).
+        Reads them with :meth:`TopicOutputs.from_anndata <topiceval.protocol.TopicOutputs.from_anndata>`
+        (``cell_embedding_key`` is its ``embedding_key``): ``None`` keys find topiceval's layout
+        (``varm["topic_gene"]``, ``obsm["X_topic"]``, ``obsm["X_topic_embedding"]``) or
+        scE2TM's (``varm["sce2tm_topic_gene"]``, ``obsm["X_sce2tm_topic"]``, ``obsm["X_sce2tm"]``);
+        a key you name must exist. A topic-gene matrix is required here.
         """
-        import anndata
-
-        if not isinstance(adata, anndata.AnnData):
-            raise InputError(f"from_anndata needs an AnnData, got {type(adata).__name__}")
-        if topic_gene_key not in adata.varm:
+        outputs = TopicOutputs.from_anndata(adata, topic_gene_key=topic_gene_key, cell_topic_key=cell_topic_key,
+                                            embedding_key=cell_embedding_key, name=name)
+        if outputs.topic_gene is None:
             raise InputError(
-                f"adata.varm has no {topic_gene_key!r} (genes x topics); its keys: "
+                f"adata.varm has no topic-gene matrix (genes x topics); name it with topic_gene_key; its keys: "
                 f"{preview(adata.varm.keys()) or 'none'}"
             )
-        beta = np.asarray(adata.varm[topic_gene_key]).T
-
-        def cells(key: str | None, default: str) -> np.ndarray | None:
-            if key is None:
-                return None
-            if key in adata.obsm:
-                return np.asarray(adata.obsm[key])
-            if key != default:
-                raise InputError(f"adata.obsm has no {key!r}; its keys: {preview(adata.obsm.keys()) or 'none'}")
-            return None
-
-        info: Any = adata.uns.get(H5AD_KEYS["uns"], {})
-        default_name = str(info.get("name", "precomputed")) if isinstance(info, dict) else "precomputed"
-        return cls(TopicOutputs(
-            topic_gene=beta,
-            gene_names=np.asarray([str(g) for g in adata.var_names], dtype=object),
-            cell_topic=cells(cell_topic_key, H5AD_KEYS["cell_topic"]),
-            cell_embedding=cells(cell_embedding_key, H5AD_KEYS["cell_embedding"]),
-            name=name or default_name,
-            metadata={"source": "anndata", "topic_gene_key": topic_gene_key},
-        ))
+        if name is None and outputs.name == "anndata":
+            outputs = dataclasses.replace(outputs, name="precomputed")
+        return cls(outputs)
 
     # ------------------------------------------------------------------ TopicModel
     def outputs(self) -> TopicOutputs:

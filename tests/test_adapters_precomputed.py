@@ -71,7 +71,7 @@ def test_from_anndata_keys():
     outputs = TopicOutputs.from_model(model, pollen)
     assert outputs.name == "external" and outputs.cell_topic.shape == (pollen.n_obs, 4)
 
-    with pytest.raises(InputError, match="no 'topic_gene'"):
+    with pytest.raises(InputError, match="holds no topic-model outputs: none of varm\\['topic_gene'\\]"):
         PrecomputedAdapter.from_anndata(pollen)
     with pytest.raises(InputError, match="no 'X_other'"):
         PrecomputedAdapter.from_anndata(pollen, topic_gene_key="loadings", cell_topic_key="X_other")

@@ -41,7 +41,7 @@ def test_hand_worked_example():
     with pytest.warns(UserWarning, match="1 top gene.*Z"):
         ref = topic_coherence(beta, GENES, gs, top_n=3, zero_cooccurrence=0.0)
     # Topic 1: D-E never co-occur (0 by the reference rule); Z is in no set (0, still counted).
-    np.testing.assert_allclose(ref.per_topic, [topic0, 0.0], rtol=1e-14)
+    np.testing.assert_allclose(ref.per_topic["TC"], [topic0, 0.0], rtol=1e-14)
     assert ref.score == pytest.approx((topic0 + 0.0) / 2, rel=1e-14)
     assert ref.info["top_genes_not_in_gene_sets"] == ["Z"]
     assert ref.info["n_pairs_never_cooccur"] == 1
@@ -50,7 +50,7 @@ def test_hand_worked_example():
     with pytest.warns(UserWarning):
         limit = topic_coherence(beta, GENES, gs, top_n=3, zero_cooccurrence=-1.0)
     # Only the never-co-occurring D-E pair changes; Z's pairs stay 0.
-    np.testing.assert_allclose(limit.per_topic, [topic0, -1.0 / 3], rtol=1e-14)
+    np.testing.assert_allclose(limit.per_topic["TC"], [topic0, -1.0 / 3], rtol=1e-14)
 
 
 def test_pair_in_every_document_scores_one():
@@ -58,7 +58,7 @@ def test_pair_in_every_document_scores_one():
     beta = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
     result = topic_coherence(beta, ["A", "B", "C"], gs, top_n=2)
     # Topic 0 = (A, B): P(A,B) = 1, the 0/0 limit is 1. Topic 1 = (C, B): log(0.5/0.5)/log 2 = 0.
-    np.testing.assert_allclose(result.per_topic, [1.0, 0.0])
+    np.testing.assert_allclose(result.per_topic["TC"], [1.0, 0.0])
 
 
 def test_npmi_elementwise_rules():
@@ -136,8 +136,8 @@ def test_matches_slow_implementation_on_real_data(yan_genes, c2, zero_cooccurren
     expected = slow_coherence(beta, yan_genes, sets, 10, zero_cooccurrence)
     with pytest.warns(UserWarning, match="appear in no gene set"):
         result = topic_coherence(beta, yan_genes, c2, 10, zero_cooccurrence)
-    np.testing.assert_allclose(result.per_topic, expected, rtol=1e-12, atol=1e-15)
-    assert np.all(np.abs(result.per_topic) <= 1)
+    np.testing.assert_allclose(result.per_topic["TC"], expected, rtol=1e-12, atol=1e-15)
+    assert np.all(np.abs(result.per_topic["TC"]) <= 1)
 
 
 def test_matches_reference_algorithm_on_real_data(yan_genes, reactome):
@@ -187,4 +187,4 @@ def test_precomputed_top_genes_give_the_same_result(yan_genes, reactome):
         a = topic_coherence(beta, yan_genes, reactome)
     with pytest.warns(UserWarning):
         b = topic_coherence(beta, yan_genes, reactome, top_genes=top)
-    np.testing.assert_array_equal(a.per_topic, b.per_topic)
+    np.testing.assert_array_equal(a.per_topic["TC"], b.per_topic["TC"])

@@ -38,14 +38,15 @@ def test_scores_and_tables_are_the_metric_functions(result, outputs, c2):
     assert list(result.scores.index) == ["ORA_N", "ORA_U", "ORA_Q", "GSEA_N", "GSEA_U", "GSEA_Q"]
     ora = quiet(topic_ora, outputs.topic_gene, outputs.gene_names, c2, 10, alpha=0.05)
     gsea = quiet(topic_gsea, outputs.topic_gene, outputs.gene_names, c2, n_perm=300, seed=3)
-    for mine in ora.scores + gsea.scores:
-        assert result[mine.name] == pytest.approx(mine.score, nan_ok=True)
+    for mine in (ora, gsea):
+        for key, value in mine.scores.items():
+            assert result[key] == pytest.approx(value, nan_ok=True)
     pd.testing.assert_frame_equal(result.details["ora"], ora.table)
     pd.testing.assert_frame_equal(result.details["gsea"], gsea.table)
     assert list(result.details["ora"].columns) == list(ORA_COLUMNS)
     assert list(result.details["gsea"].columns) == list(GSEA_COLUMNS)
-    np.testing.assert_array_equal(result.per_topic["ORA_N"], ora.scores[0].per_topic)
-    np.testing.assert_array_equal(result.per_topic["GSEA_N"], gsea.scores[0].per_topic)
+    np.testing.assert_array_equal(result.per_topic["ORA_N"], ora.per_topic["ORA_N"])
+    np.testing.assert_array_equal(result.per_topic["GSEA_N"], gsea.per_topic["GSEA_N"])
     assert result["ORA_N"] >= 1  # C2 finds something in the NMF topics at 0.05
 
 

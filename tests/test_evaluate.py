@@ -38,7 +38,7 @@ def test_scores_equal_the_metric_functions(example, reactome):
     ip = interpretation_purity(outputs.cell_topic, labels)
     assert result["TC"] == tc.score and result["TD"] == td.score and result["IP"] == ip.score
     assert result["TQ"] == pytest.approx(tc.score * td.score)
-    np.testing.assert_array_equal(result.per_topic["TC"], tc.per_topic)
+    np.testing.assert_array_equal(result.per_topic["TC"], tc.per_topic["TC"])
     assert result.per_topic["top_genes"].map(len).eq(10).all()
     assert {"IP_n_cells", "IP_majority_label", "IP_purity"} <= set(result.per_topic.columns)
     # The NMF example separates the embryo stages well and its topics barely overlap.

@@ -253,7 +253,7 @@ def test_scores_count_significant_pairs(parity, yan_genes, reactome):
     assert result["GSEA_N"] == len(terms)
     assert result["GSEA_U"] == pytest.approx(len(terms) / len(pairs))
     assert result["GSEA_Q"] == pytest.approx(len(terms) ** 2 / len(pairs))
-    np.testing.assert_array_equal(result.scores[0].per_topic, [sum(t == k for t, _ in pairs) for k in range(2)])
+    np.testing.assert_array_equal(result.per_topic["GSEA_N"], [sum(t == k for t, _ in pairs) for k in range(2)])
 
 
 def test_blitzgsea_engine(yan_genes, reactome):
@@ -316,10 +316,10 @@ def test_nothing_tested_gives_an_empty_typed_table(tiny):
 @pytest.mark.parametrize("kwargs, message", [
     ({"engine": "fgsea"}, "engine must be one of native, gseapy, blitzgsea"),
     ({"rank_by": "rank"}, "rank_by must be one of"),
-    ({"n_perm": 0}, "n_perm must be an integer >= 1"),
-    ({"min_size": 10, "max_size": 5}, "larger than max_size"),
-    ({"fdr": 1.5}, "fdr must be in"),
-    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"n_perm": 0}, "n_perm must be at least 1"),
+    ({"min_size": 10, "max_size": 5}, "larger than gsea_max_size"),
+    ({"fdr": 1.5}, "fdr must be a number in"),
+    ({"seed": -1}, "seed must be at least 0"),
     ({"n_jobs": 0}, "n_jobs must be a non-zero"),
 ])
 def test_bad_options(tiny, kwargs, message):

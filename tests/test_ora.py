@@ -109,7 +109,7 @@ def test_scores_and_size_filter(small):
     assert result["ORA_N"] == n_unique
     assert result["ORA_U"] == pytest.approx(n_unique / len(pairs))
     assert result["ORA_Q"] == pytest.approx(n_unique * n_unique / len(pairs))
-    per_topic = result.scores[0].per_topic
+    per_topic = result.per_topic["ORA_N"]
     np.testing.assert_array_equal(per_topic, [sum(t == k for t, _ in pairs) for k in range(2)])
     # Sizes are counted inside the background; B (2 genes) drops with min_size=3, the universe stays.
     filtered = over_representation(beta, genes, sets, 3, min_size=3, alpha=0.5)
@@ -149,8 +149,8 @@ def test_empty_table_keeps_its_dtypes(small):
 @pytest.mark.parametrize("kwargs, message", [
     ({"background": "genome"}, "background must be one of gene_sets, vocabulary"),
     ({"bh_scope": "global"}, "bh_scope must be one of"),
-    ({"alpha": 0.0}, "alpha must be in"),
-    ({"min_size": 5, "max_size": 2}, "larger than max_size"),
+    ({"alpha": 0.0}, "alpha must be a number in"),
+    ({"min_size": 5, "max_size": 2}, r"min_size \(5\) is larger than ora_max_size"),
     ({"top_genes": np.zeros((2, 4), dtype=int)}, "top_genes has shape"),
 ])
 def test_bad_options(small, kwargs, message):

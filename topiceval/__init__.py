@@ -4,10 +4,13 @@ Quick start::
 
     import topiceval as te
 
-    outputs = te.TopicOutputs(topic_gene=beta, gene_names=genes, cell_topic=theta, name="my_model")
-    result = te.evaluate(outputs, gene_sets="hallmark", labels=cell_types)
+    outputs = te.read_outputs("run/outputs.h5ad")        # a topiceval train run folder
+    result = te.evaluate(outputs, gene_sets="hallmark", labels="cell_type")
+    result = te.evaluate(adata, topic_gene_key="nmf", cell_topic_key="X_nmf", labels="cell_type",
+                         gene_sets="hallmark")            # a model's results in your own AnnData
     result.scores      # TC, TD, TQ, IP
     result.per_topic   # top genes and per-topic values
+    result.to_uns(adata); te.get_table(adata, "per_topic")
 
 ``import topiceval`` never imports torch or any model library; models live in
 :mod:`topiceval.models` and :mod:`topiceval.adapters`, each an optional extra. Data reading,
@@ -18,7 +21,7 @@ on first use).
 from importlib.metadata import PackageNotFoundError, version
 
 from topiceval.errors import GeneSetFormatError, InputError, TopicEvalError
-from topiceval.evaluate import METRICS, Evaluation, EvaluationOptions, evaluate
+from topiceval.evaluate import METRICS, Evaluation, EvaluationOptions, evaluate, get_table
 from topiceval.gene_sets import GeneSets, read_gmt
 from topiceval.io import read_outputs, write_outputs_h5ad
 from topiceval.metrics import (
@@ -64,6 +67,7 @@ __all__ = [
     "__version__",
     "clustering_scores",
     "evaluate",
+    "get_table",
     "interpretation_purity",
     "read_gmt",
     "read_outputs",

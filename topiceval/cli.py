@@ -19,27 +19,82 @@ from topiceval.examples import EXAMPLES
 __all__ = ["main", "build_parser"]
 
 def _metric_names() -> str:
-    from topiceval.evaluate import METRIC_ALIASES, METRICS
+    from topiceval.metrics.registry import METRIC_ALIASES, METRICS
 
     return ",".join([*METRICS, *METRIC_ALIASES])
 
 
-def _resolutions(text: str) -> tuple[float, ...]:
-    """``0.5,1,1.5`` or ``START:STOP:STEP`` (STOP excluded, like the paper's ``0:2:0.1``)."""
-    try:
-        if ":" in text:
-            start, stop, step = (float(part) for part in text.split(":"))
-            if step <= 0:
-                raise ValueError
-            count = int(round((stop - start) / step))
-            values = [round(start + i * step, 10) for i in range(count)]
-        else:
-            values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers separated by commas or START:STOP:STEP, got {text!r}"
-        ) from None
-    return tuple(values)
+class _DeprecatedAlias(argparse.Action):
+    """An old spelling of an option flag: sets the option and records a deprecation note."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        setattr(namespace, self.dest, values)
+        notes = getattr(namespace, "_deprecated", None) or []
+        flag = "--" + self.dest.replace("_", "-")
+        notes.append(f"{option_string} is deprecated and goes in the next release; use {flag}")
+        namespace._deprecated = notes
+
+
+def _cli_parser(spec):  # noqa: ANN001, ANN202 - OptionSpec -> argparse type
+    """The text-to-value function of an option (argparse shows its message on bad input)."""
+    if spec.kind == "bool_or_none":
+        table = {"auto": None, "yes": True, "no": False}
+
+        def parse_bool(text: str):  # noqa: ANN202
+            if text not in table:
+                raise argparse.ArgumentTypeError(f"expected auto, yes or no, got {text!r}")
+            return table[text]
+        return parse_bool
+    parse = spec.parse or {"int": int, "int_or_none": int, "fraction": float}.get(spec.kind, str)
+
+    def convert(text: str):  # noqa: ANN202
+        if spec.kind == "int_or_none" and text.strip().lower() == "none":
+            return None
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc) or f"invalid value {text!r}") from None
+    convert.__name__ = spec.name
+    return convert
+
+
+def _add_option_flags(score: argparse.ArgumentParser) -> None:
+    """One flag per registered option (the name with ``-``), grouped by family; defaults stay unset so
+    that the one declaration's default applies."""
+    from topiceval.metrics.registry import FAMILIES
+
+    from topiceval.metrics.registry import option_specs_all
+
+    shared = [spec for spec in option_specs_all() if spec.owner.__module__ == "topiceval.metrics._family"]
+    groups = [("options of several metrics", shared)]
+    for family in FAMILIES:
+        if family.options is not None:
+            title = f"{family.name} options" + ("" if family.default else f" (--metrics {','.join((family.name, *family.aliases))})")
+            groups.append((title, family.options.specs()))
+    done: set[str] = set()
+    for title, specs in groups:
+        specs = [spec for spec in specs if spec.name not in done]
+        if not specs:
+            continue
+        group = score.add_argument_group(title)
+        for spec in specs:
+            done.add(spec.name)
+            default = {None: "auto", True: "yes", False: "no"}[spec.default] if spec.kind == "bool_or_none" else spec.default
+            if spec.name == "cluster_resolutions":
+                default = "0:2:0.1"
+            kwargs = {"dest": spec.name, "default": argparse.SUPPRESS, "type": _cli_parser(spec),
+                      "help": f"{spec.doc} (default {'none' if default is None else default})"}
+            if spec.kind == "choice":
+                kwargs["choices"] = list(spec.choices)
+            elif spec.kind == "bool_or_none":
+                kwargs["choices"] = [None, True, False]
+                kwargs["metavar"] = "{auto,yes,no}"
+            if spec.metavar:
+                kwargs["metavar"] = spec.metavar
+            group.add_argument(spec.flag, **kwargs)
+            for alias in spec.aliases:
+                group.add_argument(alias, dest=spec.name, default=argparse.SUPPRESS, type=_cli_parser(spec),
+                                   action=_DeprecatedAlias, help=f"deprecated spelling of {spec.flag}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inputs = score.add_argument_group("inputs")
     inputs.add_argument("--example", choices=sorted(EXAMPLES), help="use a shipped example's files as defaults")
-    inputs.add_argument("--topic-gene", metavar="BETA", help="topic-gene matrix K x V: .csv (header of gene names optional), .npy or .h5ad")
+    inputs.add_argument("--topic-gene", metavar="BETA", help="topic-gene matrix K x V: .csv (header of gene names optional), .npy or .h5ad (e.g. DIR/outputs.h5ad of topiceval train); optional with --cell-embedding for ARI / NMI alone")
     inputs.add_argument("--genes", metavar="GENES", help="gene names: JSON list or one per line (optional if BETA has a header)")
     inputs.add_argument("--cell-topic", metavar="THETA", help="cell-topic matrix n x K: .csv or .npy")
     inputs.add_argument("--cell-embedding", metavar="EMB", help="cell embedding n x d for clustering metrics: .csv or .npy")
@@ -70,31 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--gene-sets", metavar="GMT", help="GMT file (plain or .gz), shipped collection (hallmark, reactome, mouse_hallmark) or MSigDB msigdb:NAME@VERSION (e.g. msigdb:c2@2024.1.Hs, downloaded once into the cache)")
     inputs.add_argument("--gene-set-case", choices=["upper", "exact"], default="upper", help="compare symbols upper-cased (default) or exactly")
     inputs.add_argument("--name", help="model name in the output (default: file name)")
-    options = score.add_argument_group("metrics")
-    options.add_argument("--metrics", default=None, help=f"comma-separated metrics (default: tc,td,tq,ip where inputs allow); valid: {_metric_names()}")
-    options.add_argument("--top-n", type=int, default=10, help="top genes per topic (default 10)")
-    options.add_argument("--tc-zero-cooccurrence", type=float, choices=[0.0, -1.0], default=0.0, help="TC of a never co-occurring pair: 0 (reference, default) or -1 (NPMI limit)")
-    options.add_argument("--td-method", choices=["unique", "exclusive"], default="unique", help="TD as paper Eq. 3 (unique, default) or reference code (exclusive)")
-    options.add_argument("--seed", type=int, default=0, help="seed of every stochastic step (default 0)")
-    enrich = score.add_argument_group("enrichment (--metrics ora,gsea)")
-    enrich.add_argument("--ora-background", choices=["gene_sets", "vocabulary"], default="gene_sets", help="ORA universe: all genes of the gene sets (reference, gseapy.enrich; default) or the model's genes")
-    enrich.add_argument("--ora-bh-scope", choices=["hit_sets", "all_sets"], default="hit_sets", help="ORA Benjamini-Hochberg per topic over the sets sharing a gene with it (reference, default) or over all tested sets")
-    enrich.add_argument("--alpha", type=float, default=0.01, help="ORA adjusted p-value at or below which a pathway is enriched (default 0.01)")
-    enrich.add_argument("--ora-min-size", type=int, default=None, help="test only sets with at least this many background genes (default: no bound)")
-    enrich.add_argument("--ora-max-size", type=int, default=None, help="test only sets with at most this many background genes (default: no bound)")
-    enrich.add_argument("--gsea-engine", choices=["native", "gseapy", "blitzgsea"], default="native", help="GSEA engine: native (default), gseapy (reference, slow) or blitzgsea; the last two need topiceval[gsea]")
-    enrich.add_argument("--n-perm", type=int, default=1000, help="GSEA permutations (default 1000)")
-    enrich.add_argument("--gsea-fdr", type=float, default=0.01, help="GSEA FDR at or below which a pathway is enriched (default 0.01)")
-    enrich.add_argument("--gsea-rank-by", choices=["topic_gene", "log"], default="topic_gene", help="rank genes by the topic-gene values (reference, default) or their centred log")
-    enrich.add_argument("--gsea-min-size", type=int, default=15, help="GSEA tests sets with at least this many model genes (default 15)")
-    enrich.add_argument("--gsea-max-size", type=int, default=500, help="GSEA tests sets with at most this many model genes (default 500)")
-    enrich.add_argument("--n-jobs", type=int, default=1, help="threads for GSEA (default 1; -1: all cores); changes no number")
-    clustering = score.add_argument_group("clustering (--metrics ari,nmi or clustering)")
-    clustering.add_argument("--cluster-method", choices=["louvain", "leiden"], default="louvain", help="community detection (default louvain, as the paper)")
-    clustering.add_argument("--cluster-resolutions", type=_resolutions, default=None, metavar="R", help="resolutions to sweep: 0.5,1.0 or START:STOP:STEP (default 0:2:0.1, the paper's 0.0 .. 1.9)")
-    clustering.add_argument("--cluster-n-neighbors", type=int, default=15, metavar="K", help="kNN graph size, the cell itself included (default 15, as scanpy)")
-    clustering.add_argument("--cluster-knn", choices=["auto", "exact", "pynndescent"], default="auto", help="kNN search (default auto: exact up to 100,000 cells)")
-    clustering.add_argument("--cluster-weighted", choices=["auto", "yes", "no"], default="auto", help="weight edges by connectivity (default auto: Louvain unweighted, Leiden weighted, as scanpy)")
+    score.add_argument("--metrics", default=None, help=f"comma-separated metrics (default: tc,td,tq,ip where inputs allow; the others are named in one line); valid: {_metric_names()}")
+    _add_option_flags(score)
     score.add_argument("--out", metavar="JSON", help="write the result here (default: print JSON to stdout)")
     score.add_argument("--details", metavar="DIR", help="write the enrichment tables of every tested pair here (ora.csv, gsea.csv)")
     score.set_defaults(func=_cmd_score)
@@ -384,7 +416,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from topiceval.evaluate import evaluate
     from topiceval.gene_sets import load
     from topiceval.io import read_labels, read_outputs
+    from topiceval.metrics.registry import option_specs_all
 
+    for note in getattr(args, "_deprecated", None) or []:
+        warnings.warn(note, FutureWarning, stacklevel=1)
     if args.example:
         example = EXAMPLES[args.example]
         args.topic_gene = args.topic_gene or str(example.topic_gene)
@@ -392,8 +427,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         args.labels = args.labels or str(example.labels)
         args.gene_sets = args.gene_sets or example.gene_sets
         args.name = args.name or example.name
-    if not args.topic_gene:
-        raise TopicEvalError("give --topic-gene (or --example NAME)")
+    if not args.topic_gene and not args.cell_embedding and not args.cell_topic:
+        raise TopicEvalError("give --topic-gene (or --cell-embedding for ARI / NMI alone, or --example NAME)")
     outputs = read_outputs(
         args.topic_gene,
         gene_names=args.genes,
@@ -403,33 +438,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     )
     labels = read_labels(args.labels) if args.labels else None
     gene_sets = load(args.gene_sets, case=args.gene_set_case) if args.gene_sets else None
-    result = evaluate(
-        outputs,
-        gene_sets=gene_sets,
-        labels=labels,
-        metrics=args.metrics,
-        top_n=args.top_n,
-        tc_zero_cooccurrence=args.tc_zero_cooccurrence,
-        td_method=args.td_method,
-        seed=args.seed,
-        ora_background=args.ora_background,
-        ora_bh_scope=args.ora_bh_scope,
-        ora_alpha=args.alpha,
-        ora_min_size=args.ora_min_size,
-        ora_max_size=args.ora_max_size,
-        gsea_engine=args.gsea_engine,
-        gsea_n_perm=args.n_perm,
-        gsea_fdr=args.gsea_fdr,
-        gsea_rank_by=args.gsea_rank_by,
-        gsea_min_size=args.gsea_min_size,
-        gsea_max_size=args.gsea_max_size,
-        n_jobs=args.n_jobs,
-        cluster_method=args.cluster_method,
-        cluster_n_neighbors=args.cluster_n_neighbors,
-        cluster_knn=args.cluster_knn,
-        cluster_weighted={"auto": None, "yes": True, "no": False}[args.cluster_weighted],
-        **({} if args.cluster_resolutions is None else {"cluster_resolutions": args.cluster_resolutions}),
-    )
+    options = {spec.name: getattr(args, spec.name) for spec in option_specs_all() if hasattr(args, spec.name)}
+    result = evaluate(outputs, gene_sets=gene_sets, labels=labels, metrics=args.metrics, **options)
+    if result.skipped:
+        print("skipped: " + "; ".join(f"{name} {why}" for name, why in result.skipped.items()), file=sys.stderr)
     if args.details:
         written = result.write_details(args.details)
         if not written:
@@ -510,8 +522,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _summary(result) -> str:  # noqa: ANN001 - Evaluation, imported lazily
     model = result.config["model"]
-    lines = [f"{model['name']}: {model['n_topics']} topics x {model['n_genes']} genes"
-             + (f", {model['n_cells']} cells" if model["n_cells"] else "")]
+    shape = (f"{model['n_topics']} topics x {model['n_genes']} genes" if model["n_genes"]
+             else "cell representation only")
+    lines = [f"{model['name']}: {shape}" + (f", {model['n_cells']} cells" if model["n_cells"] else "")]
     gene_sets = result.config.get("gene_sets")
     if gene_sets:
         coverage = result.config["coverage"]

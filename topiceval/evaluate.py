@@ -1,13 +1,8 @@
-"""``evaluate()``: score a model or its outputs with any set of metrics, in one call.
+"""``evaluate()``: score a model, its outputs or an AnnData with any set of metrics, in one call.
 
-This module only routes: it validates the request, calls the metric functions of
-:mod:`topiceval.metrics` and collects their results into an :class:`Evaluation`. It adds no
-arithmetic of its own (TQ is computed by :func:`~topiceval.metrics.topic_quality`).
-
-Metrics are registered in :data:`METRICS` by name (``tc``, ``td``, ``tq``, ``ip``, ``ora``,
-``gsea``, ``clustering``, which ``ari`` and ``nmi`` also request); each entry
-states the inputs it needs and the score keys it produces, so new metric families plug in by
-registering one more :class:`MetricSpec`.
+This module only routes: it validates the request, calls each metric family's ``compute`` (see
+:mod:`topiceval.metrics.registry`, the one list of families, their options, inputs and score keys)
+and collects the results into an :class:`Evaluation`. It adds no arithmetic of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +12,7 @@ import hashlib
 import json
 import platform
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,24 +24,15 @@ from topiceval._utils import PathLike, preview
 from topiceval.errors import InputError
 from topiceval.gene_sets import GeneSets, load
 from topiceval.io import _json_safe, atomic_write, write_json
-from topiceval.metrics import (
-    BH_SCOPES,
-    GSEA_ENGINES,
-    ORA_BACKGROUNDS,
-    RANK_BY,
-    PAPER_RESOLUTIONS,
-    TD_METHODS,
-    ZERO_COOCCURRENCE_RULES,
-    MetricResult,
-    check_clustering_options,
-    clustering_scores,
-    interpretation_purity,
-    top_gene_indices,
-    topic_coherence,
-    topic_diversity,
-    topic_gsea,
-    topic_ora,
-    topic_quality,
+from topiceval.metrics import MetricResult
+from topiceval.metrics._family import NEEDS, ScoringInput
+from topiceval.metrics.registry import (
+    DEFAULT_METRICS,
+    FAMILIES,
+    METRIC_ALIASES,
+    METRICS,
+    option_specs_all,
+    resolve_metrics,
 )
 from topiceval.protocol import TopicModel, TopicOutputs, as_outputs, check_labels, check_top_n
 
@@ -56,304 +42,88 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Evaluation",
     "EvaluationOptions",
-    "MetricSpec",
     "METRICS",
     "METRIC_ALIASES",
     "DEFAULT_METRICS",
     "evaluate",
+    "get_table",
+    "resolve_metrics",
 ]
 
 
 # --------------------------------------------------------------------------- options
-@dataclass(frozen=True)
-class EvaluationOptions:
-    """Every option that changes a number; all are recorded in :attr:`Evaluation.config`.
-
-    Attributes
-    ----------
-    top_n
-        Top genes per topic for TC, TD and the per-topic table (paper: 10).
-    tc_zero_cooccurrence
-        TC score of a never-co-occurring pair: 0 (reference) or -1 (NPMI limit).
-    td_method
-        ``"unique"`` (paper Eq. 3) or ``"exclusive"`` (reference code, published numbers).
-    seed
-        Seed of every stochastic step (permutations, clustering); the same seed gives the same
-        numbers.
-    ora_background
-        ORA universe: ``"gene_sets"`` (reference, gseapy.enrich) or ``"vocabulary"``.
-    ora_bh_scope
-        ORA Benjamini-Hochberg per topic over ``"hit_sets"`` (reference) or ``"all_sets"``.
-    ora_alpha
-        Adjusted p-value at or below which an ORA pair is enriched (paper: 0.01).
-    ora_min_size, ora_max_size
-        Sizes (inside the ORA background) of the sets tested; ``None`` leaves a bound open.
-    gsea_engine
-        ``"native"``, ``"gseapy"`` (reference) or ``"blitzgsea"``.
-    gsea_n_perm
-        Permutations of the GSEA null (gseapy: 1000).
-    gsea_fdr
-        FDR at or below which a GSEA pair is enriched (paper: 0.01).
-    gsea_rank_by
-        ``"topic_gene"`` (reference) or ``"log"`` (centred log of the topic-gene values).
-    gsea_min_size, gsea_max_size
-        Sizes (genes in the model) of the sets GSEA tests (gseapy: 15 and 500).
-    n_jobs
-        Threads for GSEA. It changes no number, so it is recorded under ``config["runtime"]``
-        and left out of ``config_sha256``.
-    cluster_method
-        Community detection for ARI / NMI: ``"louvain"`` (paper) or ``"leiden"``.
-    cluster_resolutions
-        Resolutions swept for ARI / NMI (paper: 0.0, 0.1, ..., 1.9).
-    cluster_n_neighbors
-        kNN graph size for clustering, the cell itself included (scanpy's default 15).
-    cluster_knn
-        kNN search: ``"auto"`` (exact up to 100,000 cells, then pynndescent if installed),
-        ``"exact"`` or ``"pynndescent"``.
-    cluster_weighted
-        Community detection on connectivity-weighted edges (``True``) or unweighted ones
-        (``False``); ``None`` follows scanpy's defaults, which the authors used (Louvain
-        unweighted, Leiden weighted).
-    """
-
-    top_n: int = 10
-    tc_zero_cooccurrence: float = 0.0
-    td_method: str = "unique"
-    seed: int = 0
-    ora_background: str = "gene_sets"
-    ora_bh_scope: str = "hit_sets"
-    ora_alpha: float = 0.01
-    ora_min_size: int | None = None
-    ora_max_size: int | None = None
-    gsea_engine: str = "native"
-    gsea_n_perm: int = 1000
-    gsea_fdr: float = 0.01
-    gsea_rank_by: str = "topic_gene"
-    gsea_min_size: int = 15
-    gsea_max_size: int = 500
-    n_jobs: int = 1
-    cluster_method: str = "louvain"
-    cluster_resolutions: tuple[float, ...] = PAPER_RESOLUTIONS
-    cluster_n_neighbors: int = 15
-    cluster_knn: str = "auto"
-    cluster_weighted: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.tc_zero_cooccurrence not in ZERO_COOCCURRENCE_RULES:
-            raise InputError(
-                f"tc_zero_cooccurrence must be 0 or -1, got {self.tc_zero_cooccurrence!r}"
-            )
-        if self.td_method not in TD_METHODS:
-            raise InputError(f"td_method must be one of {', '.join(TD_METHODS)}, got {self.td_method!r}")
-        for name in ("top_n", "seed", "gsea_n_perm", "gsea_min_size", "gsea_max_size", "n_jobs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise InputError(f"{name} must be an integer, got {value!r}")
-        for name in ("ora_min_size", "ora_max_size"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer)):
-                raise InputError(f"{name} must be an integer or None, got {value!r}")
-        for name, value, valid in (
-            ("ora_background", self.ora_background, ORA_BACKGROUNDS),
-            ("ora_bh_scope", self.ora_bh_scope, BH_SCOPES),
-            ("gsea_engine", self.gsea_engine, GSEA_ENGINES),
-            ("gsea_rank_by", self.gsea_rank_by, RANK_BY),
-        ):
-            if value not in valid:
-                raise InputError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
-        for name, low in (("gsea_n_perm", 1), ("gsea_min_size", 1), ("gsea_max_size", 1),
-                          ("ora_min_size", 1), ("ora_max_size", 1)):
-            value = getattr(self, name)
-            if value is not None and value < low:
-                raise InputError(f"{name} must be at least {low}, got {value!r}")
-        if self.gsea_min_size > self.gsea_max_size:
-            raise InputError(f"gsea_min_size ({self.gsea_min_size}) is larger than gsea_max_size ({self.gsea_max_size})")
-        if self.ora_min_size is not None and self.ora_max_size is not None and self.ora_min_size > self.ora_max_size:
-            raise InputError(f"ora_min_size ({self.ora_min_size}) is larger than ora_max_size ({self.ora_max_size})")
-        if self.n_jobs == 0:
-            raise InputError("n_jobs must be a non-zero integer (-1: all cores)")
-        for name in ("ora_alpha", "gsea_fdr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float | np.floating) or not 0 < value <= 1:
-                raise InputError(f"{name} must be a number in (0, 1], got {value!r}")
-        resolutions = check_clustering_options(
-            self.cluster_resolutions, self.cluster_n_neighbors, self.cluster_method, self.cluster_knn
-        )
-        object.__setattr__(self, "cluster_resolutions", resolutions)
-        if self.cluster_weighted not in (None, True, False):
-            raise InputError(f"cluster_weighted must be True, False or None, got {self.cluster_weighted!r}")
-
-    @classmethod
-    def from_kwargs(cls, options: Mapping[str, Any]) -> EvaluationOptions:
-        """Build from keyword options; unknown names fail with the list of valid ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        return cls(**options)
+def _options_doc() -> str:
+    lines = ["Every option of every metric family, flat; all are recorded in :attr:`Evaluation.config`.",
+             "",
+             "Composed from the families' options dataclasses (:mod:`topiceval.metrics.registry`): each",
+             "field is declared, documented and validated once, in its family's module.",
+             "",
+             "Attributes",
+             "----------"]
+    for spec in option_specs_all():
+        lines += [spec.name, f"    {spec.doc[0].upper()}{spec.doc[1:]} (default {spec.default!r}; "
+                  f"{spec.owner.__name__})."]
+    return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- registry
-@dataclass
-class _Context:
-    outputs: TopicOutputs
-    gene_sets: GeneSets | None
-    labels: np.ndarray | None
-    options: EvaluationOptions
-    results: dict[str, MetricResult] = field(default_factory=dict)
-    #: Long tables a metric family wants to expose (``Evaluation.details``), by name.
-    details: dict[str, pd.DataFrame] = field(default_factory=dict)
-    _top: np.ndarray | None = None
-
-    @property
-    def top_genes(self) -> np.ndarray:
-        if self._top is None:
-            self._top = top_gene_indices(self.outputs.topic_gene, self.options.top_n)
-        return self._top
+def _post_init(self: Any) -> None:
+    values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+    for family in FAMILIES:
+        if family.options is None:
+            continue
+        checked = family.options.take(values)
+        for f in dataclasses.fields(checked):  # normalised values (resolutions as a tuple of floats)
+            values[f.name] = getattr(checked, f.name)
+    for name, value in values.items():
+        object.__setattr__(self, name, value)
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """A metric family that :func:`evaluate` can run.
-
-    Attributes
-    ----------
-    name
-        Name users request (``"tc"``).
-    keys
-        Score keys it produces (``("TC",)``), in order.
-    needs
-        Inputs it needs, among ``"gene_sets"``, ``"labels"``, ``"cell_topic"``, ``"cells"`` (a
-        cell-topic matrix or a cell embedding).
-    after
-        Metrics whose results it uses; they run first.
-    compute
-        ``compute(context) -> list[MetricResult]``; it may also put long tables into
-        ``context.details``.
-    """
-
-    name: str
-    keys: tuple[str, ...]
-    needs: tuple[str, ...]
-    compute: Callable[[_Context], list[MetricResult]]
-    after: tuple[str, ...] = ()
+@classmethod  # type: ignore[misc]
+def _from_kwargs(cls: type, options: Mapping[str, Any]) -> Any:
+    """Build from keyword options; unknown names fail with the list of valid ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    return cls(**options)
 
 
-def _tc(ctx: _Context) -> list[MetricResult]:
-    o = ctx.outputs
-    return [topic_coherence(o.topic_gene, o.gene_names, ctx.gene_sets, ctx.options.top_n,
-                            ctx.options.tc_zero_cooccurrence, top_genes=ctx.top_genes)]
+def _for_family(self: Any, name: str) -> Any:
+    """The options dataclass of family ``name`` (``None`` for a family without options)."""
+    family = METRICS[METRIC_ALIASES.get(name, name)]
+    if family.options is None:
+        return None
+    return family.options.take(dataclasses.asdict(self))
 
 
-def _td(ctx: _Context) -> list[MetricResult]:
-    return [topic_diversity(ctx.outputs.topic_gene, ctx.options.top_n, ctx.options.td_method,
-                            top_genes=ctx.top_genes)]
+def _hashed(self: Any) -> dict[str, Any]:
+    """The options that change numbers (what ``config_sha256`` hashes), by name."""
+    out = {}
+    for spec in option_specs_all():
+        value = getattr(self, spec.name)
+        if spec.runtime or (not spec.hashed_at_default and value == spec.default):
+            continue
+        out[spec.name] = value
+    return out
 
 
-def _tq(ctx: _Context) -> list[MetricResult]:
-    return [topic_quality(ctx.results["TC"], ctx.results["TD"])]
+def _runtime(self: Any) -> dict[str, Any]:
+    """The options that change no number (recorded under ``config["runtime"]``)."""
+    return {spec.name: getattr(self, spec.name) for spec in option_specs_all() if spec.runtime}
 
 
-def _ip(ctx: _Context) -> list[MetricResult]:
-    return [interpretation_purity(ctx.outputs.cell_topic, ctx.labels)]
-
-
-def _ora(ctx: _Context) -> list[MetricResult]:
-    o, opts = ctx.outputs, ctx.options
-    result = topic_ora(o.topic_gene, o.gene_names, ctx.gene_sets, opts.top_n,
-                       background=opts.ora_background, bh_scope=opts.ora_bh_scope,
-                       alpha=opts.ora_alpha, min_size=opts.ora_min_size,
-                       max_size=opts.ora_max_size, top_genes=ctx.top_genes)
-    ctx.details["ora"] = result.table
-    return result.scores
-
-
-def _gsea(ctx: _Context) -> list[MetricResult]:
-    o, opts = ctx.outputs, ctx.options
-    result = topic_gsea(o.topic_gene, o.gene_names, ctx.gene_sets, engine=opts.gsea_engine,
-                        n_perm=opts.gsea_n_perm, rank_by=opts.gsea_rank_by,
-                        min_size=opts.gsea_min_size, max_size=opts.gsea_max_size,
-                        fdr=opts.gsea_fdr, seed=opts.seed, n_jobs=opts.n_jobs)
-    ctx.details["gsea"] = result.table
-    return result.scores
-def _clustering(ctx: _Context) -> list[MetricResult]:
-    o, opts = ctx.outputs, ctx.options
-    # The authors cluster the encoder mean, not the proportions: the embedding wins when given.
-    source = "cell_embedding" if o.cell_embedding is not None else "cell_topic"
-    result = clustering_scores(
-        getattr(o, source),
-        ctx.labels,
-        opts.cluster_resolutions,
-        opts.cluster_n_neighbors,
-        opts.seed,
-        opts.cluster_method,
-        knn_method=opts.cluster_knn,
-        weighted=opts.cluster_weighted,
-    )
-    ctx.details["clustering"] = result.sweep
-    return [dataclasses.replace(r, info={"representation": source, **r.info}) for r in result.results.values()]
-
-
-#: Registered metric families, by request name.
-METRICS: dict[str, MetricSpec] = {
-    spec.name: spec
-    for spec in (
-        MetricSpec("tc", ("TC",), ("gene_sets",), _tc),
-        MetricSpec("td", ("TD",), (), _td),
-        MetricSpec("tq", ("TQ",), ("gene_sets",), _tq, after=("tc", "td")),
-        MetricSpec("ip", ("IP",), ("labels", "cell_topic"), _ip),
-        MetricSpec("ora", ("ORA_N", "ORA_U", "ORA_Q"), ("gene_sets",), _ora),
-        MetricSpec("gsea", ("GSEA_N", "GSEA_U", "GSEA_Q"), ("gene_sets",), _gsea),
-        MetricSpec(
-            "clustering",
-            ("ARI", "NMI", "ARI_label_free", "NMI_label_free", "ASW"),
-            ("labels", "cells"),
-            _clustering,
-        ),
-    )
-}
-
-#: Other names that request a registered family (``ari`` and ``nmi`` both run ``clustering``).
-METRIC_ALIASES: dict[str, str] = {"ari": "clustering", "nmi": "clustering"}
-
-#: What ``metrics=None`` asks for (each only where its inputs are given). ORA, GSEA and clustering
-#: are asked for by name (``metrics="ora,gsea,ari"``): they cost seconds to minutes and need extras.
-DEFAULT_METRICS: tuple[str, ...] = ("tc", "td", "tq", "ip")
-
-
-def resolve_metrics(metrics: str | Iterable[str] | None, available: set[str]) -> list[str]:
-    """Validate a metric request; returns the metric names in run order.
-
-    ``None`` means :data:`DEFAULT_METRICS` restricted to those whose inputs are ``available``;
-    ``"all"`` means every registered metric. A string may list names separated by commas.
-    Unknown names fail with the list of valid ones.
-    """
-    if metrics is None:
-        requested = [m for m in DEFAULT_METRICS if set(METRICS[m].needs) <= available]
-    else:
-        if isinstance(metrics, str):
-            metrics = [m for m in metrics.split(",")]
-        requested = [str(m).strip().lower() for m in metrics]
-        if requested == ["all"]:
-            requested = list(METRICS)
-        requested = [METRIC_ALIASES.get(m, m) for m in requested]
-        unknown = [m for m in requested if m not in METRICS]
-        if unknown or not requested:
-            raise InputError(
-                f"unknown metric(s) {preview(repr(m) for m in unknown) or '(none given)'}; "
-                f"valid: {', '.join([*METRICS, *METRIC_ALIASES])}"
-            )
-    order: list[str] = []
-
-    def visit(name: str) -> None:
-        for dep in METRICS[name].after:
-            visit(dep)
-        if name not in order:
-            order.append(name)
-
-    for name in dict.fromkeys(requested):
-        visit(name)
-    return order
+#: Every option as one frozen dataclass: built from the registry's families, so each option is
+#: declared once (in its family's module). ``EvaluationOptions(ora_alpha=0.05)``,
+#: ``.from_kwargs({...})``, ``.for_family("ora")`` (the family's own options), ``dataclasses.asdict``.
+EvaluationOptions = dataclasses.make_dataclass(
+    "EvaluationOptions",
+    [(spec.name, Any, field(default=spec.default)) for spec in option_specs_all()],
+    frozen=True,
+    namespace={"__post_init__": _post_init, "from_kwargs": _from_kwargs, "for_family": _for_family,
+               "hashed": _hashed, "runtime": _runtime},
+)
+EvaluationOptions.__module__ = __name__
+EvaluationOptions.__doc__ = _options_doc()
 
 
 # --------------------------------------------------------------------------- result
@@ -394,7 +164,13 @@ class Evaluation:
 
     def __repr__(self) -> str:
         scores = ", ".join(f"{k}={v:.4g}" for k, v in self.scores.items())
-        return f"Evaluation({self.config['model']['name']}: {scores})"
+        skipped = "; ".join(f"{name} skipped: {why}" for name, why in self.skipped.items())
+        return f"Evaluation({self.config['model']['name']}: {scores}{'; ' + skipped if skipped else ''})"
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Default metrics that did not run, with the missing input (``config["skipped"]``)."""
+        return dict(self.config.get("skipped") or {})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: score keys at the top level, plus ``config`` and ``per_topic``."""
@@ -436,52 +212,139 @@ class Evaluation:
         return written
 
     def to_uns(self, adata: AnnData, key: str = "topiceval") -> None:
-        """Store scores, config and the per-topic table in ``adata.uns[key]``."""
+        """Store the result in ``adata.uns[key]``, the tables as DataFrames (scanpy's way).
+
+        ``uns[key]`` holds ``scores`` (``{key: value}``), ``per_topic`` (``top_genes`` joined by
+        ``,``), one DataFrame per detail table (``ora``, ``gsea``, ``clustering``) and
+        ``config_json`` / ``info_json`` (the config and facts as JSON text). The AnnData can be
+        written with ``write_h5ad``; read it back with :func:`get_table` or :meth:`from_uns`.
+        """
+        per_topic = self.per_topic
+        if "top_genes" in per_topic:
+            per_topic = per_topic.assign(top_genes=per_topic["top_genes"].map(",".join))
         adata.uns[key] = {
             "scores": {k: float(v) for k, v in self.scores.items()},
             "config_json": json.dumps(_json_safe(self.config)),
-            "per_topic": self.per_topic.assign(
-                top_genes=self.per_topic["top_genes"].map(",".join)
-            ).reset_index(),
+            "info_json": json.dumps(_json_safe(self.info)),
+            "warnings": list(self.warnings),
+            "per_topic": _uns_frame(per_topic.reset_index()),
+            **{name: _uns_frame(table) for name, table in self.details.items()},
         }
+
+    @classmethod
+    def from_uns(cls, adata: AnnData, key: str = "topiceval") -> Evaluation:
+        """The :class:`Evaluation` that :meth:`to_uns` stored (also after ``write_h5ad`` / ``read_h5ad``)."""
+        stored = _stored(adata, key)
+        per_topic = get_table(adata, "per_topic", key)
+        if "topic" in per_topic:
+            per_topic = per_topic.set_index("topic")
+        if "top_genes" in per_topic:
+            per_topic["top_genes"] = per_topic["top_genes"].map(lambda text: text.split(",") if text else [])
+        config = json.loads(str(stored["config_json"]))
+        scores = pd.Series({k: float(v) for k, v in dict(stored["scores"]).items()}, dtype=float,
+                           name=config["model"]["name"])
+        scores = scores.reindex([k for k in _score_order() if k in scores.index]
+                                + [k for k in scores.index if k not in _score_order()])
+        details = {name: get_table(adata, name, key) for name in _DETAIL_NAMES if name in stored}
+        return cls(scores, per_topic, config, json.loads(str(stored.get("info_json", "{}"))), details,
+                   [str(w) for w in stored.get("warnings", [])])
+
+
+_DETAIL_NAMES = tuple(family.detail for family in FAMILIES if family.detail)
+
+
+def _score_order() -> list[str]:
+    return [key for family in FAMILIES for key in family.keys]
+
+
+def _uns_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy h5ad can store: object columns as text (missing values as empty text)."""
+    out = table.copy()
+    out.columns = [str(c) for c in out.columns]
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                           for v in out[column]]
+    return out.reset_index(drop=True)
+
+
+def _stored(adata: AnnData, key: str) -> Mapping[str, Any]:
+    if key not in adata.uns:
+        raise InputError(f"adata.uns has no {key!r} (Evaluation.to_uns(adata) writes it); "
+                         f"uns keys: {preview(adata.uns.keys()) or 'none'}")
+    return adata.uns[key]
+
+
+def get_table(adata: AnnData, table: str = "per_topic", key: str = "topiceval") -> pd.DataFrame:
+    """A table that :meth:`Evaluation.to_uns` stored, as a DataFrame (like ``sc.get.rank_genes_groups_df``).
+
+    Parameters
+    ----------
+    adata
+        The AnnData (in memory or read back from h5ad).
+    table
+        ``"per_topic"``, ``"scores"`` (``metric, value``) or a detail table (``"ora"``, ``"gsea"``,
+        ``"clustering"``).
+    key
+        The ``uns`` key given to ``to_uns``.
+    """
+    stored = _stored(adata, key)
+    if table == "scores":
+        scores = dict(stored["scores"])
+        return pd.DataFrame({"metric": list(scores), "value": [float(v) for v in scores.values()]})
+    if table not in stored or not isinstance(stored[table], pd.DataFrame):
+        names = ["scores"] + [k for k, v in stored.items() if isinstance(v, pd.DataFrame)]
+        raise InputError(f"uns[{key!r}] has no table {table!r}; tables: {', '.join(names)}")
+    return stored[table].copy()
 
 
 # --------------------------------------------------------------------------- evaluate
 def evaluate(
-    model_or_outputs: TopicModel | TopicOutputs,
+    data: TopicModel | TopicOutputs | AnnData,
     gene_sets: GeneSets | Mapping[str, Iterable[str]] | PathLike | None = None,
     labels: Sequence[Any] | np.ndarray | pd.Series | str | None = None,
     metrics: str | Iterable[str] | None = None,
     *,
     adata: AnnData | None = None,
+    topic_gene_key: str | None = None,
+    cell_topic_key: str | None = None,
+    embedding_key: str | None = None,
     name: str | None = None,
     **options: Any,
 ) -> Evaluation:
-    """Score a topic model (or its outputs) on the requested metrics.
+    """Score a topic model, its outputs or an AnnData on the requested metrics.
 
     Parameters
     ----------
-    model_or_outputs
-        A :class:`~topiceval.protocol.TopicModel` (then ``adata`` supplies the cells) or
-        :class:`~topiceval.protocol.TopicOutputs`.
+    data
+        An AnnData holding the model's results (``varm`` / ``obsm``, read by
+        :meth:`TopicOutputs.from_anndata <topiceval.protocol.TopicOutputs.from_anndata>` with the
+        ``*_key`` arguments), :class:`~topiceval.protocol.TopicOutputs` (e.g. from
+        :func:`topiceval.read_outputs`), or a :class:`~topiceval.protocol.TopicModel` (then
+        ``adata`` supplies the cells).
     gene_sets
-        Collection for TC (and enrichment): :class:`~topiceval.gene_sets.GeneSets`, a GMT path, a
+        Collection for TC and enrichment: :class:`~topiceval.gene_sets.GeneSets`, a GMT path, a
         shipped collection name or ``{name: genes}``.
     labels
-        Cell-type labels (one per cell), or the name of an ``adata.obs`` column.
+        Cell-type labels (one per cell), or the name of an ``obs`` column (of ``data`` when it is
+        an AnnData, else of ``adata``, else of the outputs' ``obs``).
     metrics
-        Names (``"tc,td,tq,ip"`` or a list), ``"all"``, or ``None`` for TC, TD, TQ and IP where
-        their inputs are given. ``"clustering"`` (or ``"ari"`` / ``"nmi"``) adds ARI, NMI,
-        ARI_label_free, NMI_label_free and ASW; it is never a default (it needs python-igraph
-        and its numbers depend on the sweep options).
+        Family names (``"tc,td,tq,ip"`` or a list; aliases ``ari`` / ``nmi`` for ``clustering``),
+        ``"all"``, or ``None`` for TC, TD, TQ and IP where their inputs are given: the defaults
+        that cannot run are listed with the reason in ``config["skipped"]``
+        (:attr:`Evaluation.skipped`). ORA, GSEA and clustering are asked for by name.
     adata
         Cells for a model's ``cell_topic(adata)``, and the source of ``labels`` given by name.
+    topic_gene_key, cell_topic_key, embedding_key
+        Keys of ``data.varm`` / ``data.obsm`` when ``data`` is an AnnData (default: what
+        topiceval's own models and adapters write; see ``TopicOutputs.from_anndata``).
+        ``embedding_key`` alone scores a cell embedding (``metrics="ari,nmi"``).
     name
         Model name for reports (default: the model's).
     **options
-        :class:`EvaluationOptions` fields: ``top_n``, ``tc_zero_cooccurrence``, ``td_method``,
-        ``seed``, ``ora_*``, ``gsea_*``, ``n_jobs``, ``cluster_method``, ``cluster_resolutions``,
-        ``cluster_n_neighbors``, ``cluster_knn``, ``cluster_weighted``.
+        :class:`EvaluationOptions` fields (every family's options; ``topiceval score --help`` and
+        the README's options table list them): ``top_n``, ``tc_zero_cooccurrence``,
+        ``td_method``, ``seed``, ``ora_*``, ``gsea_*``, ``n_jobs``, ``cluster_*``.
 
     Returns
     -------
@@ -491,21 +354,36 @@ def evaluate(
     ------
     InputError
         Unknown metric or option, a metric whose input is missing, shapes that disagree, NaN,
-        gene sets sharing no gene with the model.
+        gene sets sharing no gene with the model, no metric able to run.
     """
     opts = EvaluationOptions.from_kwargs(options)
-    outputs = as_outputs(model_or_outputs, adata)
+    keys = {"topic_gene_key": topic_gene_key, "cell_topic_key": cell_topic_key, "embedding_key": embedding_key}
+    obs = None
+    if _is_anndata(data):
+        outputs = TopicOutputs.from_anndata(data, **keys, name=name)
+        obs = data.obs
+    else:
+        given = [k for k, v in keys.items() if v is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} read an AnnData, but evaluate() was given "
+                             f"{type(data).__name__}")
+        outputs = as_outputs(data, adata)
+        obs = outputs.obs
+    if adata is not None:
+        obs = adata.obs
     if name is not None:
         outputs = dataclasses.replace(outputs, name=name)
 
     if isinstance(labels, str):
-        if adata is None:
-            raise InputError(f"labels={labels!r} names an obs column, but no adata was given")
-        if labels not in adata.obs:
-            raise InputError(f"no obs column {labels!r}; obs columns: {preview(adata.obs.columns, 30)}")
-        labels = adata.obs[labels]
+        if obs is None:
+            raise InputError(f"labels={labels!r} names an obs column, but no AnnData (adata=...) was given")
+        if labels not in obs:
+            raise InputError(f"no obs column {labels!r}; obs columns: {preview(obs.columns, 30)}")
+        labels = obs[labels]
 
     available = {"gene_sets"} if gene_sets is not None else set()
+    if outputs.topic_gene is not None:
+        available.add("topic_gene")
     if outputs.cell_topic is not None:
         available.add("cell_topic")
     if outputs.n_cells is not None:
@@ -513,11 +391,21 @@ def evaluate(
     if labels is not None:
         available.add("labels")
     order = resolve_metrics(metrics, available)
-    check_top_n(opts.top_n, outputs.n_genes)
+    skipped = {}
+    if metrics is None:
+        for metric in DEFAULT_METRICS:
+            missing = [need for need in METRICS[metric].needs if need not in available]
+            if missing:
+                skipped[metric] = "needs " + " and ".join(NEEDS[m] for m in missing)
+        if not order:
+            raise InputError("no default metric can run (" + "; ".join(f"{m} {why}" for m, why in skipped.items())
+                             + "); for a cell embedding alone ask for metrics='ari,nmi' with labels")
     for metric in order:
         missing = [need for need in METRICS[metric].needs if need not in available]
         if missing:
-            raise InputError(f"metric {metric!r} needs {' and '.join(_NEED_TEXT[m] for m in missing)}")
+            raise InputError(f"metric {metric!r} needs {' and '.join(NEEDS[m] for m in missing)}")
+    if outputs.topic_gene is not None:
+        check_top_n(opts.top_n, outputs.n_genes)
 
     needed = {need for metric in order for need in METRICS[metric].needs}
     collection = load(gene_sets) if "gene_sets" in needed else None
@@ -527,48 +415,58 @@ def evaluate(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        coverage = collection.coverage(outputs.gene_names) if collection is not None else None
-        ctx = _Context(outputs, collection, label_values, opts)
+        coverage = None
+        if collection is not None:
+            coverage = collection.coverage(outputs.gene_names)
+        inputs = ScoringInput(outputs.topic_gene, outputs.gene_names, outputs.cell_topic,
+                              outputs.cell_embedding, label_values, collection)
+        results: list[tuple[str, MetricResult]] = []
         for metric in order:
-            for result in METRICS[metric].compute(ctx):
-                ctx.results[result.name] = result
+            family = METRICS[metric]
+            result = family.compute(inputs, opts.for_family(metric))
+            for key in result.scores.index:
+                inputs.results[str(key)] = result
+            results.append((metric, result))
     messages = []
     for w in caught:
         messages.append(str(w.message))
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
-    requested = [key for metric in order for key in METRICS[metric].keys]
-    scores = pd.Series({key: ctx.results[key].score for key in requested}, dtype=float, name=outputs.name)
-    per_topic = _per_topic_table(outputs, ctx)
-    config = _config(outputs, order, opts, collection, coverage, label_values)
-    info = {key: ctx.results[key].info for key in requested}
-    return Evaluation(scores, per_topic, config, info, ctx.details, messages)
+    scores = pd.Series({key: result[key] for _, result in results for key in result.scores.index},
+                       dtype=float, name=outputs.name)
+    info = {str(key): result.info_for(str(key)) for _, result in results for key in result.scores.index}
+    details = {METRICS[metric].detail: result.table for metric, result in results
+               if METRICS[metric].detail and result.table is not None}
+    per_topic = _per_topic_table(outputs, inputs, opts.top_n, results)
+    config = _config(outputs, order, opts, collection, coverage, label_values, skipped)
+    return Evaluation(scores, per_topic, config, info, details, messages)
+
+
+def _is_anndata(obj: Any) -> bool:
+    try:
+        from anndata import AnnData
+    except ImportError:  # pragma: no cover - anndata is a core dependency
+        return False
+    return isinstance(obj, AnnData)
 
 
 _GENE_SET_HASH_KEYS = ("content_sha256", "case", "filters", "species_match")
 
-_NEED_TEXT = {
-    "gene_sets": "gene sets (gene_sets=...)",
-    "labels": "cell labels (labels=...)",
-    "cell_topic": "a cell-topic matrix",
-    "cells": "a cell-topic matrix or a cell embedding",
-}
-
-
-def _per_topic_table(outputs: TopicOutputs, ctx: _Context) -> pd.DataFrame:
-    table = pd.DataFrame(index=pd.RangeIndex(outputs.n_topics, name="topic"))
-    table["top_genes"] = [list(outputs.gene_names[row]) for row in ctx.top_genes]
-    for key, result in ctx.results.items():
-        if isinstance(result.per_topic, pd.DataFrame):
-            for column in result.per_topic.columns:
-                table[f"{key}_{column}"] = result.per_topic[column].to_numpy()
-        elif result.per_topic is not None:
-            table[key] = result.per_topic
+def _per_topic_table(outputs: TopicOutputs, inputs: ScoringInput, top_n: int,
+                     results: list[tuple[str, MetricResult]]) -> pd.DataFrame:
+    """One row per topic: top genes, then each family's per-topic columns (a column named like a
+    score key keeps its name, others get the family's first key as prefix: ``TD_exclusive_share``)."""
+    n_topics = outputs.n_topics or 0
+    table = pd.DataFrame(index=pd.RangeIndex(n_topics, name="topic"))
+    if outputs.topic_gene is not None:
+        table["top_genes"] = [list(outputs.gene_names[row]) for row in inputs.top_genes(top_n)]
+    for _, result in results:
+        if result.per_topic is None:
+            continue
+        for column in result.per_topic.columns:
+            label = column if column in result.scores.index else f"{result.name}_{column}"
+            table[label] = result.per_topic[column].to_numpy()
     return table
-
-
-#: Options that change no number: recorded under ``config["runtime"]``, not hashed.
-_RUNTIME_OPTIONS = ("n_jobs",)
 
 
 def _versions() -> dict[str, str]:
@@ -591,14 +489,14 @@ def _versions() -> dict[str, str]:
 def _config(
     outputs: TopicOutputs,
     order: list[str],
-    opts: EvaluationOptions,
+    opts: Any,
     collection: GeneSets | None,
     coverage: Any,
     labels: np.ndarray | None,
+    skipped: dict[str, str],
 ) -> dict[str, Any]:
-    options = dataclasses.asdict(opts)
-    runtime = {name: options.pop(name) for name in _RUNTIME_OPTIONS}
-    numbers = {"metrics": order, "options": options, "gene_sets": None}
+    runtime = opts.runtime()
+    numbers = {"metrics": order, "options": opts.hashed(), "gene_sets": None}
     gene_set_config = None
     if collection is not None:
         gene_set_config = collection.config()
@@ -621,6 +519,7 @@ def _config(
             "n_cells": int(labels.size),
             "n_types": int(len({v for v in labels if v is not None})),
         },
+        "skipped": skipped,
         "runtime": runtime,
         "versions": _versions(),
     }

@@ -20,6 +20,7 @@ File layouts understood by :func:`read_outputs` and ``topiceval score``:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import io
 import json
@@ -349,7 +350,7 @@ def read_label_column(path: PathLike, column: str) -> np.ndarray:
 
 # --------------------------------------------------------------------------- outputs
 def read_outputs(
-    topic_gene: PathLike,
+    topic_gene: PathLike | None = None,
     *,
     gene_names: PathLike | list[str] | None = None,
     cell_topic: PathLike | None = None,
@@ -361,53 +362,74 @@ def read_outputs(
     Parameters
     ----------
     topic_gene
-        ``.h5ad`` in the documented layout (then the other files are optional overrides), or a
-        matrix file ``(n_topics, n_genes)``.
+        ``.h5ad`` in the documented layout (``DIR/outputs.h5ad`` of ``topiceval train``; its ``obs``
+        comes along, so that ``evaluate(outputs, labels="cell_type")`` finds the labels; the other
+        files are optional overrides), or a matrix file ``(n_topics, n_genes)``. ``None`` scores
+        cells alone: give ``cell_embedding`` (or ``cell_topic``).
     gene_names
         Gene list file or list; optional when the topic-gene file has a header of gene names.
     cell_topic, cell_embedding
         Matrix files ``(n_cells, n_topics)`` and ``(n_cells, n_dims)``.
     name
-        Model name; defaults to the topic-gene file's stem.
+        Model name; defaults to the topic-gene file's stem (or the embedding's).
+
+    Examples
+    --------
+    >>> outputs = te.read_outputs("run/outputs.h5ad")  # doctest: +SKIP
+    >>> te.evaluate(outputs, gene_sets="reactome", labels="cell_type")  # doctest: +SKIP
     """
-    tg_path = as_path(topic_gene)
-    if _strip_gz(tg_path.name).lower().endswith(".h5ad"):
-        outputs = read_outputs_h5ad(tg_path)
-        beta, genes = outputs.topic_gene, list(outputs.gene_names)
-        theta, embedding = outputs.cell_topic, outputs.cell_embedding
-        default_name = outputs.name
+    obs = None
+    if topic_gene is None:
+        if cell_topic is None and cell_embedding is None:
+            raise InputError("give a topic-gene matrix, a cell-topic matrix or a cell embedding")
+        if gene_names is not None:
+            raise InputError("gene names belong to a topic-gene matrix, and none was given")
+        first = as_path(cell_embedding if cell_embedding is not None else cell_topic)
+        beta = genes = theta = embedding = None
+        default_name = _strip_gz(first.name).rsplit(".", 1)[0]
+        source = {"cell_file": str(first)}
     else:
-        beta, _, header = read_matrix(tg_path, "topic-gene matrix")
-        genes, theta, embedding = header, None, None
-        default_name = _strip_gz(tg_path.name).rsplit(".", 1)[0]
-    if gene_names is not None:
-        listed = read_gene_names(gene_names) if isinstance(gene_names, str | os.PathLike) else list(gene_names)
-        if genes is not None and list(genes) != list(listed):
+        tg_path = as_path(topic_gene)
+        source = {"topic_gene_file": str(tg_path)}
+        if _strip_gz(tg_path.name).lower().endswith(".h5ad"):
+            outputs = read_outputs_h5ad(tg_path)
+            beta, genes = outputs.topic_gene, list(outputs.gene_names)
+            theta, embedding, obs = outputs.cell_topic, outputs.cell_embedding, outputs.obs
+            default_name = outputs.name
+        else:
+            beta, _, header = read_matrix(tg_path, "topic-gene matrix")
+            genes, theta, embedding = header, None, None
+            default_name = _strip_gz(tg_path.name).rsplit(".", 1)[0]
+        if gene_names is not None:
+            listed = read_gene_names(gene_names) if isinstance(gene_names, str | os.PathLike) else list(gene_names)
+            if genes is not None and list(genes) != list(listed):
+                raise InputError(
+                    "the gene names given differ from the topic-gene file's header; give one of them"
+                )
+            genes = listed
+        if genes is None:
             raise InputError(
-                "the gene names given differ from the topic-gene file's header; give one of them"
+                f"the topic-gene file {tg_path} has no header of gene names: give the gene names "
+                "(--genes FILE)"
             )
-        genes = listed
-    if genes is None:
-        raise InputError(
-            f"the topic-gene file {tg_path} has no header of gene names: give the gene names "
-            "(--genes FILE)"
-        )
     if cell_topic is not None:
         theta = read_matrix(cell_topic, "cell-topic matrix")[0]
     if cell_embedding is not None:
         embedding = read_matrix(cell_embedding, "cell embedding")[0]
     return TopicOutputs(
         topic_gene=beta,
-        gene_names=np.asarray(genes, dtype=object),
+        gene_names=None if genes is None else np.asarray(genes, dtype=object),
         cell_topic=theta,
         cell_embedding=embedding,
         name=name or default_name,
-        metadata={"topic_gene_file": str(tg_path)},
+        metadata=source,
+        obs=obs,
     )
 
 
 def read_outputs_h5ad(path: PathLike) -> TopicOutputs:
-    """Read :class:`TopicOutputs` from an h5ad in the layout of this module's docstring."""
+    """Read :class:`TopicOutputs` (with the file's ``obs``) from an h5ad, through
+    :meth:`TopicOutputs.from_anndata` (the layout of this module's docstring, or scE2TM's)."""
     import anndata
 
     p = _check_file(path, "h5ad")
@@ -416,28 +438,15 @@ def read_outputs_h5ad(path: PathLike) -> TopicOutputs:
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"cannot read h5ad {p}: {exc}") from None
     varm_key, uns_key = H5AD_KEYS["topic_gene_varm"], H5AD_KEYS["topic_gene_uns"]
-    if varm_key in adata.varm:
-        beta = np.asarray(adata.varm[varm_key]).T
-        genes = list(adata.var_names)
-    elif uns_key in adata.uns:
-        beta = np.asarray(adata.uns[uns_key])
-        genes = list(adata.uns.get("topic_gene_genes", adata.var_names))
-    else:
+    outputs = TopicOutputs.from_anndata(adata, name=None)
+    if outputs.topic_gene is None:
         raise InputError(
             f"{p} holds no topic-gene matrix: expected varm[{varm_key!r}] (genes x topics) or "
             f"uns[{uns_key!r}] (topics x genes); varm has {preview(adata.varm.keys())}"
         )
-    theta = adata.obsm.get(H5AD_KEYS["cell_topic"])
-    embedding = adata.obsm.get(H5AD_KEYS["cell_embedding"])
     info = adata.uns.get(H5AD_KEYS["uns"], {})
-    return TopicOutputs(
-        topic_gene=beta,
-        gene_names=np.asarray(genes, dtype=object),
-        cell_topic=None if theta is None else np.asarray(theta),
-        cell_embedding=None if embedding is None else np.asarray(embedding),
-        name=str(info.get("name", p.stem)),
-        metadata={"topic_gene_file": str(p)},
-    )
+    name = str(info.get("name", p.stem)) if isinstance(info, dict) else p.stem
+    return dataclasses.replace(outputs, name=name, metadata={"topic_gene_file": str(p)})
 
 
 def write_outputs_h5ad(outputs: TopicOutputs, path: PathLike, obs: pd.DataFrame | None = None) -> None:

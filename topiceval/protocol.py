@@ -7,7 +7,7 @@ nowhere else: ``topic_gene`` is ``(n_topics, n_genes)``, ``cell_topic`` is ``(n_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
 __all__ = [
+    "ANNDATA_LAYOUTS",
     "TopicModel",
     "TrainableTopicModel",
     "TopicOutputs",
@@ -162,6 +163,16 @@ def check_matrix(array: Any, what: str) -> np.ndarray:
     return matrix
 
 
+#: AnnData layouts :meth:`TopicOutputs.from_anndata` recognises when no key is named, in order:
+#: ``(what wrote it, varm key of the genes x topics matrix, obsm key of the cell-topic matrix,
+#: obsm key of the cell embedding)``. ``{key}`` layouts are ``SCE2TM.write_to_adata(adata, key)``'s.
+ANNDATA_LAYOUTS: tuple[tuple[str, str, str, str], ...] = (
+    ("topiceval (write_outputs_h5ad, topiceval train's outputs.h5ad)", "topic_gene", "X_topic",
+     "X_topic_embedding"),
+    ("scE2TM (SCE2TM.write_to_adata)", "sce2tm_topic_gene", "X_sce2tm_topic", "X_sce2tm"),
+)
+
+
 @dataclass
 class TopicOutputs:
     """Everything topiceval scores, as plain arrays.
@@ -170,9 +181,10 @@ class TopicOutputs:
     ----------
     topic_gene
         Topic-gene weights, ``(n_topics, n_genes)``. Any real scale (probabilities, logits,
-        signed loadings); top genes are the largest values.
+        signed loadings); top genes are the largest values. ``None`` only for scoring a cell
+        representation alone (clustering metrics).
     gene_names
-        ``n_genes`` unique gene symbols in the column order of ``topic_gene``.
+        ``n_genes`` unique gene symbols in the column order of ``topic_gene`` (``None`` without it).
     cell_topic
         Cell-topic weights, ``(n_cells, n_topics)``, or ``None``. Interpretation purity uses its
         argmax per cell.
@@ -183,33 +195,45 @@ class TopicOutputs:
         A short model name used in reports.
     metadata
         Free-form JSON-serialisable facts about the run (seed, epochs, source files).
+    obs
+        Cell metadata (one row per cell), e.g. the ``obs`` of the AnnData the outputs were read
+        from; ``evaluate(outputs, labels="cell_type")`` reads labels from it.
 
     Raises
     ------
     InputError
         Shapes that disagree, NaN or infinite values, duplicate or empty gene names, fewer than two
-        topics.
+        topics, no matrix at all.
     """
 
-    topic_gene: np.ndarray
-    gene_names: np.ndarray
+    topic_gene: np.ndarray | None
+    gene_names: np.ndarray | None = None
     cell_topic: np.ndarray | None = None
     cell_embedding: np.ndarray | None = None
     name: str = "model"
     metadata: dict[str, Any] = field(default_factory=dict)
+    obs: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
-        self.topic_gene = check_matrix(self.topic_gene, "topic-gene matrix")
-        n_topics, n_genes = self.topic_gene.shape
-        if n_topics < 2:
-            raise InputError(
-                f"the topic-gene matrix has {n_topics} topic(s); at least 2 are needed "
-                "(is it transposed? expected n_topics x n_genes)"
-            )
-        self.gene_names = check_gene_names(self.gene_names, n_genes)
+        n_topics = None
+        if self.topic_gene is not None:
+            self.topic_gene = check_matrix(self.topic_gene, "topic-gene matrix")
+            n_topics, n_genes = self.topic_gene.shape
+            if n_topics < 2:
+                raise InputError(
+                    f"the topic-gene matrix has {n_topics} topic(s); at least 2 are needed "
+                    "(is it transposed? expected n_topics x n_genes)"
+                )
+            if self.gene_names is None:
+                raise InputError("the topic-gene matrix needs gene_names (one per column)")
+            self.gene_names = check_gene_names(self.gene_names, n_genes)
+        elif self.cell_topic is None and self.cell_embedding is None:
+            raise InputError("TopicOutputs needs a topic-gene matrix, a cell-topic matrix or a cell embedding")
+        elif self.gene_names is not None:
+            self.gene_names = check_gene_names(self.gene_names)
         if self.cell_topic is not None:
             self.cell_topic = check_matrix(self.cell_topic, "cell-topic matrix")
-            if self.cell_topic.shape[1] != n_topics:
+            if n_topics is not None and self.cell_topic.shape[1] != n_topics:
                 hint = " (is it transposed? expected n_cells x n_topics)" if self.cell_topic.shape[0] == n_topics else ""
                 raise InputError(
                     f"the cell-topic matrix has {self.cell_topic.shape[1]} topic columns but the "
@@ -222,17 +246,117 @@ class TopicOutputs:
                     f"the cell embedding has {self.cell_embedding.shape[0]} cells but the "
                     f"cell-topic matrix has {self.cell_topic.shape[0]}"
                 )
+        if self.obs is not None and self.n_cells is not None and len(self.obs) != self.n_cells:
+            self.obs = None  # obs of other cells (an outputs file without cell matrices) cannot label these
         self.name = str(self.name)
 
-    @property
-    def n_topics(self) -> int:
-        """Number of topics K."""
-        return int(self.topic_gene.shape[0])
+    @classmethod
+    def from_anndata(
+        cls,
+        adata: AnnData,
+        *,
+        topic_gene_key: str | None = None,
+        cell_topic_key: str | None = None,
+        embedding_key: str | None = None,
+        name: str | None = None,
+    ) -> TopicOutputs:
+        """The outputs stored in an AnnData (cells x genes), with the AnnData's ``obs``.
+
+        Parameters
+        ----------
+        adata
+            ``varm[topic_gene_key]`` ``(n_genes, n_topics)`` (scverse's orientation; genes are
+            ``var_names``), ``obsm[cell_topic_key]`` ``(n_cells, n_topics)``,
+            ``obsm[embedding_key]`` ``(n_cells, n_dims)``.
+        topic_gene_key, cell_topic_key, embedding_key
+            ``topic_gene_key=None`` (default): the first layout of :data:`ANNDATA_LAYOUTS` whose
+            topic-gene key is in ``varm`` (topiceval's ``topic_gene`` / ``X_topic`` /
+            ``X_topic_embedding``, then scE2TM's ``sce2tm_topic_gene`` / ``X_sce2tm_topic`` /
+            ``X_sce2tm``), with its cell keys where present and not named; an
+            ``uns["topic_gene"]`` ``(n_topics, n_genes)`` matrix is also read. A key you name must
+            exist. Without any topic-gene matrix only the cell matrices are read
+            (scoring an embedding alone: ``embedding_key="X_scGPT"``).
+        name
+            Model name (default ``uns["topiceval"]["name"]``, else ``"anndata"``).
+
+        Notes
+        -----
+        Recipes for other tools' outputs are in the README ("Python"): scvi-tools
+        ``LinearSCVI.get_loadings()`` into ``varm``, scETM, cNMF files, a plain NMF.
+        """
+        import anndata
+
+        if not isinstance(adata, anndata.AnnData):
+            raise InputError(f"from_anndata needs an AnnData, got {type(adata).__name__}")
+
+        def named(where: Any, key: str, what: str) -> np.ndarray:
+            if key not in where:
+                raise InputError(f"adata.{what} has no {key!r}; its keys: {preview(where.keys()) or 'none'}")
+            return np.asarray(where[key])
+
+        layout = None
+        if topic_gene_key is None:
+            layout = next((entry for entry in ANNDATA_LAYOUTS if entry[1] in adata.varm), None)
+        source = {"source": "anndata"}
+        beta = genes = None
+        if topic_gene_key is not None:
+            beta = named(adata.varm, topic_gene_key, "varm").T
+            genes = list(map(str, adata.var_names))
+            source["topic_gene_key"] = f"varm:{topic_gene_key}"
+        elif layout is not None:
+            beta = np.asarray(adata.varm[layout[1]]).T
+            genes = list(map(str, adata.var_names))
+            source.update(layout=layout[0], topic_gene_key=f"varm:{layout[1]}")
+        elif "topic_gene" in adata.uns:
+            beta = np.asarray(adata.uns["topic_gene"])
+            genes = [str(g) for g in adata.uns.get("topic_gene_genes", adata.var_names)]
+            source["topic_gene_key"] = "uns:topic_gene"
+        theta = embedding = None
+        if cell_topic_key is not None:
+            theta = named(adata.obsm, cell_topic_key, "obsm")
+        elif layout is not None and layout[2] in adata.obsm:
+            theta = np.asarray(adata.obsm[layout[2]])
+        elif beta is not None and layout is None and ANNDATA_LAYOUTS[0][2] in adata.obsm:
+            theta = np.asarray(adata.obsm[ANNDATA_LAYOUTS[0][2]])
+        if embedding_key is not None:
+            embedding = named(adata.obsm, embedding_key, "obsm")
+        elif layout is not None and layout[3] in adata.obsm:
+            embedding = np.asarray(adata.obsm[layout[3]])
+        elif beta is not None and layout is None and ANNDATA_LAYOUTS[0][3] in adata.obsm:
+            embedding = np.asarray(adata.obsm[ANNDATA_LAYOUTS[0][3]])
+        if beta is None and theta is None and embedding is None:
+            known = ", ".join(f"varm[{entry[1]!r}]" for entry in ANNDATA_LAYOUTS)
+            raise InputError(
+                f"the AnnData holds no topic-model outputs: none of {known} or uns['topic_gene']; name "
+                f"the keys (topic_gene_key=..., cell_topic_key=..., embedding_key=...). varm: "
+                f"{preview(adata.varm.keys()) or 'none'}; obsm: {preview(adata.obsm.keys()) or 'none'}"
+            )
+        for key, value in (("cell_topic_key", cell_topic_key), ("embedding_key", embedding_key)):
+            if value is not None:
+                source[key] = f"obsm:{value}"
+        info: Any = adata.uns.get("topiceval", {})
+        default_name = str(info.get("name", "anndata")) if isinstance(info, Mapping) else "anndata"
+        return cls(
+            topic_gene=beta,
+            gene_names=None if genes is None else np.asarray(genes, dtype=object),
+            cell_topic=theta,
+            cell_embedding=embedding,
+            name=name or default_name,
+            metadata=source,
+            obs=adata.obs.copy(),
+        )
 
     @property
-    def n_genes(self) -> int:
-        """Number of genes V."""
-        return int(self.topic_gene.shape[1])
+    def n_topics(self) -> int | None:
+        """Number of topics K (``None`` for a cell embedding alone)."""
+        if self.topic_gene is not None:
+            return int(self.topic_gene.shape[0])
+        return None if self.cell_topic is None else int(self.cell_topic.shape[1])
+
+    @property
+    def n_genes(self) -> int | None:
+        """Number of genes V (``None`` without a topic-gene matrix)."""
+        return None if self.topic_gene is None else int(self.topic_gene.shape[1])
 
     @property
     def n_cells(self) -> int | None:

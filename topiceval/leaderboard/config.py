@@ -27,7 +27,7 @@ collection. Example (``reports/leaderboard/leaderboard.toml`` is the project's o
     mouse = "shared:gene_sets/mouse.c2.all.v7.1.symbols.gmt"
     metrics = ["tc", "td", "tq", "ip", "ora", "gsea", "clustering"]
 
-    [evaluation]                # topiceval.EvaluationOptions fields
+    [evaluation]                # any topiceval.evaluate option (the README's options table)
     gsea_n_perm = 1000
 
     [run]
@@ -55,6 +55,7 @@ from typing import Any
 
 from topiceval._utils import PathLike, as_path
 from topiceval.errors import InputError
+from topiceval.metrics.registry import METRICS, canonical_metric, rank_keys
 
 __all__ = [
     "BACKENDS",
@@ -69,8 +70,9 @@ __all__ = [
 
 #: Parallel backends of :func:`topiceval.leaderboard.run`.
 BACKENDS = ("joblib", "dask", "sequential")
-#: Default ranking metrics: the three combined quality scores, purity and clustering (higher is better).
-RANK_BY = ("TQ", "IP", "ORA_Q", "GSEA_Q", "ARI", "NMI")
+#: Default ranking metrics: the three combined quality scores, purity and clustering (higher is
+#: better), as the metric registry declares them (``MetricFamily.rank_by``).
+RANK_BY = rank_keys()
 SPECIES = ("human", "mouse")
 #: Names of the dataset shipped in the package (:func:`topiceval.datasets.load_default`).
 DEFAULT_NAMES = ("default", "pollen_hvg5000")
@@ -150,8 +152,9 @@ class CollectionSpec:
         (resolved against the config file's folder) or ``shared:PATH`` (inside the shared data
         folder, :func:`topiceval.datasets.shared_data_dir`).
     metrics
-        Metric names for :func:`topiceval.evaluate` (``"clustering"`` is dropped, with a note in
-        the results, when python-igraph is not installed).
+        Metric family names for :func:`topiceval.evaluate`, resolved by the metric registry
+        (``"ari"`` / ``"nmi"`` become ``"clustering"``); a family whose optional dependency is
+        missing (clustering without python-igraph) is left out with a note in the results.
     min_size, max_size
         Set-size filters applied when loading (:func:`topiceval.gene_sets.load`).
     """
@@ -484,12 +487,15 @@ def _collection(item: Any) -> CollectionSpec:
     metrics = item.get("metrics", ["tc", "td", "tq", "ip"])
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
-    from topiceval.evaluate import METRICS, resolve_metrics
-
-    resolve_metrics(list(metrics), set())  # unknown metric names fail here
-    metrics = [m.lower() for m in metrics]
+    metrics = [str(m).strip().lower() for m in metrics]
     if metrics == ["all"]:
         metrics = list(METRICS)
+    try:  # unknown names fail here, with the valid ones; aliases resolve as in evaluate()
+        metrics = list(dict.fromkeys(canonical_metric(m) for m in metrics))
+    except InputError as exc:
+        raise InputError(f"config: collection {item['name']!r}: {exc}") from None
+    if not metrics:
+        raise InputError(f"config: collection {item['name']!r} asks for no metric")
     return CollectionSpec(name=str(item["name"]), sources=sources, metrics=tuple(metrics),
                           min_size=item.get("min_size"), max_size=item.get("max_size"))
 

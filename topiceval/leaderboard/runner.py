@@ -45,6 +45,7 @@ import pandas as pd
 from topiceval._utils import PathLike, as_path, sha256_file
 from topiceval.errors import InputError, TopicEvalError
 from topiceval.io import atomic_path, write_json
+from topiceval.metrics.registry import METRICS, canonical_metric
 
 from .config import (
     CollectionSpec,
@@ -321,12 +322,6 @@ def _gene_sets(spec: str, species: str, min_size: int | None, max_size: int | No
 def _gene_set_identity(spec: str, species: str, min_size: int | None, max_size: int | None) -> dict[str, Any]:
     config = _gene_sets(spec, species, min_size, max_size).config()
     return {key: config.get(key) for key in ("content_sha256", "case", "filters", "species_match")}
-
-
-def _clustering_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("igraph") is not None
 
 
 # --------------------------------------------------------------------------- worker
@@ -739,7 +734,6 @@ def run(
                         p.skip_reason or f"{p.n_cells} cells x {p.n_genes} genes, {p.n_types} types, "
                         f"{p.values} ({time.perf_counter() - t0:.1f} s)")
 
-        clustering = _clustering_available()
         collections: dict[str, dict[str, Any]] = {}
         score_plans: dict[str, list[tuple[CollectionSpec, str, tuple[str, ...]]]] = {}
         for dataset in prepared.values():
@@ -752,12 +746,14 @@ def run(
                                  f"not scored on {dataset.name}")
                     continue
                 spec = resolve_gene_set_spec(collection.sources[dataset.species], config.root)
-                metrics = collection.metrics
-                if "clustering" in metrics and not clustering:
-                    metrics = tuple(m for m in metrics if m != "clustering")
-                    note = 'ARI / NMI not computed: python-igraph is not installed (pip install "topiceval[cluster]")'
-                    if note not in notes:
+                metrics = []
+                for metric in collection.metrics:  # names already resolved by the metric registry
+                    note = METRICS[canonical_metric(metric)].unavailable()
+                    if note is None:
+                        metrics.append(metric)
+                    elif note not in notes:
                         notes.append(note)
+                metrics = tuple(metrics)
                 record = collections.setdefault(collection.name, {})
                 if dataset.species not in record:
                     gs = _gene_sets(spec, dataset.species, collection.min_size, collection.max_size)

@@ -14,7 +14,6 @@ With no enriched pair at all, ``U`` is 0/0: it is NaN with a warning, and ``N`` 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,30 +24,8 @@ from topiceval.metrics._result import MetricResult
 __all__ = ["EnrichmentResult", "enrichment_quality"]
 
 
-@dataclass(frozen=True)
-class EnrichmentResult:
-    """Scores and long table of an enrichment analysis of every topic.
-
-    Attributes
-    ----------
-    scores
-        ``[N, U, Q]`` as :class:`MetricResult` (``ORA_N``, ``ORA_U``, ``ORA_Q`` or the GSEA keys).
-        ``N.per_topic`` holds each topic's number of enriched pathways.
-    table
-        One row per tested (topic, pathway) pair, with a boolean ``significant`` column.
-    info
-        JSON-friendly facts (options, counts of tested and enriched pairs, topics with no overlap).
-    """
-
-    scores: list[MetricResult]
-    table: pd.DataFrame
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> float:
-        for result in self.scores:
-            if result.name == key:
-                return float(result.score)
-        raise KeyError(key)
+#: ORA and GSEA return the one result type of every metric (kept under this name for imports).
+EnrichmentResult = MetricResult
 
 
 def enrichment_quality(
@@ -57,7 +34,8 @@ def enrichment_quality(
     n_topics: int,
     prefix: str,
     info: dict[str, Any] | None = None,
-) -> list[MetricResult]:
+    table: pd.DataFrame | None = None,
+) -> MetricResult:
     """``N``, ``U`` and ``Q`` (paper Eq. 6-7) of the significant (topic, term) pairs.
 
     Parameters
@@ -70,11 +48,15 @@ def enrichment_quality(
     prefix
         ``"ORA"`` or ``"GSEA"``: the scores are named ``{prefix}_N``, ``_U``, ``_Q``.
     info
-        Facts added to every result's ``info``.
+        Facts added to the result's ``info``.
+    table
+        The long table of tested pairs (the result's ``table``).
 
     Returns
     -------
-    ``[N, U, Q]``; ``N.per_topic`` is the number of enriched pathways of each topic.
+    MetricResult
+        ``scores`` ``{prefix}_N``, ``_U``, ``_Q``; ``per_topic["{prefix}_N"]``: the number of
+        enriched pathways of each topic.
     """
     pairs = pd.DataFrame({"topic": np.asarray(topics, dtype=np.int64), "term": np.asarray(terms, dtype=object)})
     pairs = pairs.drop_duplicates()
@@ -94,8 +76,7 @@ def enrichment_quality(
     else:
         uniqueness = n_unique / n_pairs
         quality = n_unique * uniqueness
-    return [
-        MetricResult(f"{prefix}_N", float(n_unique), per_topic, dict(facts)),
-        MetricResult(f"{prefix}_U", uniqueness, None, dict(facts)),
-        MetricResult(f"{prefix}_Q", quality, None, dict(facts)),
-    ]
+    scores = pd.Series({f"{prefix}_N": float(n_unique), f"{prefix}_U": uniqueness, f"{prefix}_Q": quality},
+                       dtype=float)
+    frame = pd.DataFrame({f"{prefix}_N": per_topic}, index=pd.RangeIndex(n_topics, name="topic"))
+    return MetricResult(scores, frame, table, facts)

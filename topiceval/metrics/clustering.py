@@ -38,6 +38,7 @@ Cells without a label (None / NaN) take part in the graph and the clustering but
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -52,10 +53,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from topiceval.errors import InputError
+from topiceval.metrics._family import MetricFamily, ScoringInput, SeedOption, option
 from topiceval.metrics._result import MetricResult
 from topiceval.protocol import check_labels, check_matrix
 
 __all__ = [
+    "FAMILY",
+    "ClusteringOptions",
+    "parse_resolutions",
     "CLUSTER_METHODS",
     "EXACT_KNN_MAX_CELLS",
     "ASW_MAX_CELLS",
@@ -141,6 +146,45 @@ def check_clustering_options(
     if len(set(values)) != len(values):
         raise InputError(f"resolutions must not repeat, got {list(values)}")
     return values
+
+
+def parse_resolutions(text: str) -> tuple[float, ...]:
+    """``"0.5,1,1.5"`` or ``"START:STOP:STEP"`` (STOP excluded, like the paper's ``0:2:0.1``)."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(part) for part in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            count = int(round((stop - start) / step))
+            values = [round(start + i * step, 10) for i in range(count)]
+        else:
+            values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"expected numbers separated by commas or START:STOP:STEP, got {text!r}") from None
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class ClusteringOptions(SeedOption):
+    """Options of the clustering metrics (the module docstring explains them); ``seed`` seeds igraph."""
+
+    cluster_method: str = option("louvain", "community detection for ARI / NMI: louvain (paper) or leiden",
+                                 kind="choice", choices=CLUSTER_METHODS)
+    cluster_resolutions: tuple[float, ...] = option(
+        PAPER_RESOLUTIONS, "resolutions swept for ARI / NMI: 0.5,1.0 or START:STOP:STEP (paper: 0:2:0.1, "
+        "i.e. 0.0 .. 1.9)", kind="custom", parse=parse_resolutions, metavar="R")
+    cluster_n_neighbors: int = option(15, "kNN graph size for clustering, the cell itself included "
+                                      "(scanpy: 15)", kind="int", low=2, metavar="K")
+    cluster_knn: str = option("auto", "kNN search: auto (exact up to 100,000 cells, then pynndescent), "
+                              "exact or pynndescent", kind="choice", choices=KNN_METHODS)
+    cluster_weighted: bool | None = option(
+        None, "community detection on connectivity-weighted edges (yes) or not (no); auto (None) "
+        "follows scanpy: Louvain unweighted, Leiden weighted", kind="bool_or_none")
+
+    def _check(self) -> None:
+        resolutions = check_clustering_options(self.cluster_resolutions, self.cluster_n_neighbors,
+                                               self.cluster_method, self.cluster_knn)
+        object.__setattr__(self, "cluster_resolutions", resolutions)
 
 
 # --------------------------------------------------------------------------- kNN graph
@@ -514,36 +558,8 @@ def _memberships(
 
 
 # --------------------------------------------------------------------------- scores
-@dataclass(frozen=True)
-class ClusteringResult:
-    """ARI / NMI over a resolution sweep, the label-free choice and ASW.
-
-    Attributes
-    ----------
-    results
-        :class:`MetricResult` for ``ARI`` and ``NMI`` (the paper's choice: the best ARI over the
-        sweep, NMI at that resolution), ``ARI_label_free`` and ``NMI_label_free`` (the resolution
-        whose number of clusters is closest to the number of labelled types) and ``ASW``.
-    sweep
-        One row per resolution: ``resolution, n_clusters, ARI, NMI, AMI``.
-    memberships
-        ``(n_cells, n_resolutions)`` cluster ids per resolution (0 = largest cluster).
-    info
-        Options and facts: representation size, kNN method and timings, components, choices.
-    """
-
-    results: dict[str, MetricResult]
-    sweep: pd.DataFrame
-    memberships: np.ndarray
-    info: dict[str, Any]
-
-    @property
-    def scores(self) -> pd.Series:
-        """The five scores as a Series."""
-        return pd.Series({k: r.score for k, r in self.results.items()}, dtype=float)
-
-    def __getitem__(self, key: str) -> float:
-        return float(self.results[key].score)
+#: ``clustering_scores`` returns the one result type of every metric (kept under this name).
+ClusteringResult = MetricResult
 
 
 def _label_codes(labels: Any, n_cells: int) -> tuple[np.ndarray, np.ndarray, pd.Index]:
@@ -591,7 +607,7 @@ def clustering_scores(
     graph: KnnGraph | None = None,
     n_jobs: int | None = None,
     progress: bool = False,
-) -> ClusteringResult:
+) -> MetricResult:
     """ARI and NMI of graph clusters against cell types over a resolution sweep, plus ASW.
 
     Parameters
@@ -629,9 +645,11 @@ def clustering_scores(
 
     Returns
     -------
-    ClusteringResult
-        ``results`` with ``ARI``, ``NMI``, ``ARI_label_free``, ``NMI_label_free``, ``ASW``; the
-        sweep table; the memberships.
+    MetricResult
+        ``scores`` ``ARI``, ``NMI``, ``ARI_label_free``, ``NMI_label_free``, ``ASW`` (each key's
+        chosen resolution in ``key_info``); ``table`` (also ``sweep``): one row per resolution,
+        ``resolution, n_clusters, ARI, NMI, AMI``; ``arrays["memberships"]`` (also
+        ``memberships``): ``(n_cells, n_resolutions)`` cluster ids (0 = largest cluster).
 
     Raises
     ------
@@ -707,17 +725,12 @@ def clustering_scores(
         "seed": int(seed),
     }
 
-    def choice(key: str, row: int, rule: str) -> MetricResult:
-        return MetricResult(
-            key,
-            float(sweep.at[row, key.split("_")[0]]),
-            None,
-            {
-                "resolution": float(sweep.at[row, "resolution"]),
-                "n_clusters": int(sweep.at[row, "n_clusters"]),
-                "choice": rule,
-            },
-        )
+    def choice(key: str, row: int, rule: str) -> tuple[float, dict[str, Any]]:
+        return float(sweep.at[row, key.split("_")[0]]), {
+            "resolution": float(sweep.at[row, "resolution"]),
+            "n_clusters": int(sweep.at[row, "n_clusters"]),
+            "choice": rule,
+        }
 
     paper_rule = "best ARI over the sweep (paper); NMI at that resolution"
     free_rule = "number of clusters closest to the number of labelled types; lowest resolution on ties"
@@ -727,10 +740,9 @@ def clustering_scores(
         "ARI_label_free": choice("ARI_label_free", free, free_rule),
         "NMI_label_free": choice("NMI_label_free", free, free_rule),
     }
-    results["ARI"].info.update(common, resolutions=list(resolutions), sweep=sweep.to_dict(orient="records"))
+    results["ARI"][1].update(common, resolutions=list(resolutions), sweep=sweep.to_dict(orient="records"))
     if asw:
-        value, asw_info = _silhouette(cells[labelled], codes, int(seed))
-        results["ASW"] = MetricResult("ASW", value, None, asw_info)
+        results["ASW"] = _silhouette(cells[labelled], codes, int(seed))
     info = {
         **common,
         "resolutions": list(resolutions),
@@ -739,4 +751,24 @@ def clustering_scores(
         "n_components": graph.n_components,
         "seconds": {**graph.seconds, "clustering": cluster_seconds},
     }
-    return ClusteringResult(results, sweep, memberships, info)
+    scores = pd.Series({key: value for key, (value, _) in results.items()}, dtype=float)
+    key_info = {key: facts for key, (_, facts) in results.items()}
+    return MetricResult(scores, None, sweep, info, key_info, {"memberships": memberships})
+
+
+def _compute(inputs: ScoringInput, options: ClusteringOptions) -> MetricResult:
+    source, cells = inputs.cells
+    result = clustering_scores(cells, inputs.labels, options.cluster_resolutions, options.cluster_n_neighbors,
+                               options.seed, options.cluster_method, knn_method=options.cluster_knn,
+                               weighted=options.cluster_weighted)
+    key_info = {key: {"representation": source, **result.info_for(key)} for key in result.scores.index}
+    return dataclasses.replace(result, info={"representation": source, **result.info}, key_info=key_info)
+
+
+#: ARI / NMI (and the label-free choice, ASW) as the registry lists them.
+FAMILY = MetricFamily(
+    "clustering", ("ARI", "NMI", "ARI_label_free", "NMI_label_free", "ASW"), ("labels", "cells"),
+    ClusteringOptions, _compute, aliases=("ari", "nmi"),
+    requires=(("igraph", 'ARI / NMI not computed: python-igraph is not installed (pip install "topiceval[cluster]")'),),
+    main=("ARI", "NMI"), rank_by=("ARI", "NMI"), detail="clustering",
+)

@@ -23,20 +23,41 @@ sets x genes matrix of the reference.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from topiceval._utils import preview
 from topiceval.errors import InputError
 from topiceval.gene_sets import GeneSets
+from topiceval.metrics._family import MetricFamily, ScoringInput, TopNOption, option
 from topiceval.metrics._result import MetricResult
 from topiceval.metrics.topgenes import top_gene_indices
 from topiceval.protocol import check_gene_names, check_matrix, check_top_n
 
-__all__ = ["topic_coherence", "npmi", "ZERO_COOCCURRENCE_RULES"]
+__all__ = ["FAMILY", "TCOptions", "topic_coherence", "npmi", "ZERO_COOCCURRENCE_RULES"]
 
 #: Allowed scores for a pair of known genes that never co-occur.
 ZERO_COOCCURRENCE_RULES = (0.0, -1.0)
+
+
+def _zero_rule(text: str) -> float:
+    return float(text)
+
+
+@dataclass(frozen=True)
+class TCOptions(TopNOption):
+    """Options of TC (the module docstring explains them)."""
+
+    tc_zero_cooccurrence: float = option(
+        0.0, "TC of a pair of known genes that never co-occurs: 0 (reference) or -1 (NPMI limit)",
+        kind="choice", choices=ZERO_COOCCURRENCE_RULES, parse=_zero_rule)
+
+    def _check(self) -> None:
+        if isinstance(self.tc_zero_cooccurrence, bool) or self.tc_zero_cooccurrence not in ZERO_COOCCURRENCE_RULES:
+            raise InputError(f"tc_zero_cooccurrence must be 0 (reference) or -1 (NPMI limit), "
+                             f"got {self.tc_zero_cooccurrence!r}")
+        object.__setattr__(self, "tc_zero_cooccurrence", float(self.tc_zero_cooccurrence))
 
 
 def npmi(
@@ -109,17 +130,14 @@ def topic_coherence(
     Returns
     -------
     MetricResult
-        ``score`` = TC; ``per_topic`` = each topic's mean NPMI; ``info`` lists genes found in no
-        set and the number of pairs scored by each rule.
+        ``scores["TC"]``; ``per_topic["TC"]`` = each topic's mean NPMI; ``info`` lists genes found
+        in no set and the number of pairs scored by each rule.
     """
     topic_gene = check_matrix(topic_gene, "topic-gene matrix")
     n_topics, n_genes = topic_gene.shape
     names = check_gene_names(gene_names, n_genes)
     top_n = check_top_n(top_n, n_genes)
-    if zero_cooccurrence not in ZERO_COOCCURRENCE_RULES:
-        raise InputError(
-            f"zero_cooccurrence must be 0 (reference) or -1 (NPMI limit), got {zero_cooccurrence!r}"
-        )
+    zero_cooccurrence = TCOptions(top_n=top_n, tc_zero_cooccurrence=zero_cooccurrence).tc_zero_cooccurrence
     top = top_gene_indices(topic_gene, top_n) if top_genes is None else np.asarray(top_genes)
     if top.shape != (n_topics, top_n):
         raise InputError(f"top_genes has shape {top.shape}, expected {(n_topics, top_n)}")
@@ -159,4 +177,14 @@ def topic_coherence(
         "n_pairs_never_cooccur": int((known & (co[a, b] == 0)).sum()),
         "top_genes_not_in_gene_sets": missing,
     }
-    return MetricResult("TC", float(per_topic.mean()), per_topic, info)
+    return MetricResult.single("TC", float(per_topic.mean()), {"TC": per_topic}, info, n_topics)
+
+
+def _compute(inputs: ScoringInput, options: TCOptions) -> MetricResult:
+    return topic_coherence(inputs.topic_gene, inputs.gene_names, inputs.gene_sets, options.top_n,
+                           options.tc_zero_cooccurrence, top_genes=inputs.top_genes(options.top_n))
+
+
+#: TC as the registry lists it.
+FAMILY = MetricFamily("tc", ("TC",), ("topic_gene", "gene_sets"), TCOptions, _compute, default=True,
+                      main=("TC",))

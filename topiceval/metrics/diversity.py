@@ -14,19 +14,29 @@ TQ (Eq. 4) is TC x TD.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from topiceval.errors import InputError
+from topiceval.metrics._family import MetricFamily, ScoringInput, TopNOption, option
 from topiceval.metrics._result import MetricResult
 from topiceval.metrics.topgenes import top_gene_indices
 from topiceval.protocol import check_matrix, check_top_n
 
-__all__ = ["topic_diversity", "topic_quality", "TD_METHODS"]
+__all__ = ["TD_FAMILY", "TQ_FAMILY", "TDOptions", "topic_diversity", "topic_quality", "TD_METHODS"]
 
 TD_METHODS = ("unique", "exclusive")
+
+
+@dataclass(frozen=True)
+class TDOptions(TopNOption):
+    """Options of TD (the module docstring explains them)."""
+
+    td_method: str = option("unique", "TD as paper Eq. 3 (unique) or as the reference code and the "
+                            "published values (exclusive)", kind="choice", choices=TD_METHODS)
 
 
 def topic_diversity(
@@ -74,10 +84,25 @@ def topic_diversity(
     )
     info = {"top_n": top_n, "method": method, "n_distinct": int(np.count_nonzero(counts)),
             "n_exclusive": int(np.count_nonzero(counts == 1)), "n_total": int(total)}
-    return MetricResult("TD", float(score), per_topic, info)
+    return MetricResult.single("TD", float(score), per_topic, info)
 
 
 def topic_quality(tc: MetricResult | float, td: MetricResult | float) -> MetricResult:
     """Topic quality, TQ = TC x TD (paper Eq. 4)."""
     value = float(tc) * float(td)
-    return MetricResult("TQ", value, None, {"TC": float(tc), "TD": float(td)})
+    return MetricResult.single("TQ", value, None, {"TC": float(tc), "TD": float(td)})
+
+
+def _td(inputs: ScoringInput, options: TDOptions) -> MetricResult:
+    return topic_diversity(inputs.topic_gene, options.top_n, options.td_method,
+                           top_genes=inputs.top_genes(options.top_n))
+
+
+def _tq(inputs: ScoringInput, options: None) -> MetricResult:
+    return topic_quality(inputs.results["TC"], inputs.results["TD"])
+
+
+#: TD and TQ as the registry lists them.
+TD_FAMILY = MetricFamily("td", ("TD",), ("topic_gene",), TDOptions, _td, default=True, main=("TD",))
+TQ_FAMILY = MetricFamily("tq", ("TQ",), ("topic_gene", "gene_sets"), None, _tq, after=("tc", "td"),
+                         default=True, main=("TQ",), rank_by=("TQ",))

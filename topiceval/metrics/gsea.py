@@ -53,6 +53,7 @@ from __future__ import annotations
 import random
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -63,10 +64,14 @@ from tqdm.auto import tqdm
 from topiceval._utils import preview
 from topiceval.errors import InputError
 from topiceval.gene_sets import GeneSets
-from topiceval.metrics._enrichment import EnrichmentResult, enrichment_quality
+from topiceval.metrics._enrichment import enrichment_quality
+from topiceval.metrics._family import MetricFamily, NJobsOption, ScoringInput, SeedOption, option
+from topiceval.metrics._result import MetricResult
 from topiceval.protocol import check_gene_names, check_matrix
 
 __all__ = [
+    "FAMILY",
+    "GSEAOptions",
     "GSEA_COLUMNS",
     "GSEA_ENGINES",
     "RANK_BY",
@@ -81,6 +86,34 @@ GSEA_ENGINES = ("native", "gseapy", "blitzgsea")
 RANK_BY = ("topic_gene", "log")
 #: Columns of the GSEA long table, in order (the same for every engine).
 GSEA_COLUMNS = ("topic", "term", "set_size", "es", "nes", "pval", "fdr", "significant", "leading_edge")
+
+
+
+@dataclass(frozen=True)
+class GSEAOptions(SeedOption, NJobsOption):
+    """Options of GSEA (the module docstring explains them). ``seed`` seeds the null; ``n_jobs``
+    threads change no number. A new GSEA option (an engine's device, ...) is one more field here."""
+
+    gsea_engine: str = option("native", "GSEA engine: native, gseapy (reference, slow) or blitzgsea; "
+                              'the last two need pip install "topiceval[gsea]"', kind="choice",
+                              choices=GSEA_ENGINES)
+    gsea_n_perm: int = option(1000, "GSEA permutations of the null (gseapy: 1000)", kind="int", low=1,
+                              aliases=("--n-perm",))
+    gsea_fdr: float = option(0.01, "GSEA FDR at or below which a pair is enriched (paper: 0.01)",
+                             kind="fraction", parse=float)
+    gsea_rank_by: str = option("topic_gene", "rank genes by the topic-gene values (reference) or "
+                               "their centred log", kind="choice", choices=RANK_BY)
+    gsea_min_size: int = option(15, "GSEA tests sets with at least this many model genes (gseapy: 15)",
+                                kind="int", low=1)
+    gsea_max_size: int = option(500, "GSEA tests sets with at most this many model genes (gseapy: 500)",
+                                kind="int", low=1)
+
+    def _check(self) -> None:
+        super()._check()
+        low, high = self.gsea_min_size, self.gsea_max_size
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            raise InputError(f"gsea_min_size ({low}) is larger than gsea_max_size ({high})")
+
 
 #: Above this fraction of tied ranking values a topic is warned about.
 MOSTLY_TIES = 0.5
@@ -184,46 +217,31 @@ def topic_gsea(
     seed: int = 0,
     n_jobs: int = 1,
     progress: bool | None = None,
-) -> EnrichmentResult:
+) -> MetricResult:
     """GSEA_N, GSEA_U and GSEA_Q (paper Eq. 7) with the long table of tested pairs.
 
     Parameters are those of :func:`prerank_gsea`.
 
     Returns
     -------
-    EnrichmentResult
-        ``scores`` = ``[GSEA_N, GSEA_U, GSEA_Q]`` (``GSEA_N.per_topic``: enriched pathways per
-        topic), ``table`` = :func:`prerank_gsea`'s table, ``info`` = options and counts.
+    MetricResult
+        ``scores`` ``GSEA_N``, ``GSEA_U``, ``GSEA_Q``; ``per_topic["GSEA_N"]``: enriched pathways
+        per topic; ``table``: :func:`prerank_gsea`'s table; ``info``: options and counts.
     """
     table, info = _gsea(topic_gene, gene_names, gene_sets, engine, n_perm, rank_by, min_size,
                         max_size, fdr, seed, n_jobs, progress)
     significant = table[table["significant"]]
-    scores = enrichment_quality(significant["topic"].to_numpy(), significant["term"].to_numpy(),
-                                np.asarray(topic_gene).shape[0], "GSEA", info)
-    return EnrichmentResult(scores, table, info)
+    return enrichment_quality(significant["topic"].to_numpy(), significant["term"].to_numpy(),
+                              np.asarray(topic_gene).shape[0], "GSEA", info, table)
 
 
 # --------------------------------------------------------------------------- shared preparation
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _gsea(topic_gene, gene_names, gene_sets, engine, n_perm, rank_by, min_size, max_size, fdr,
           seed, n_jobs, progress):  # noqa: ANN001, ANN202 - private; see prerank_gsea
-    if engine not in GSEA_ENGINES:
-        raise InputError(f"GSEA engine must be one of {', '.join(GSEA_ENGINES)}, got {engine!r}")
-    n_perm = _check_int("n_perm", n_perm, 1)
-    min_size = _check_int("min_size", min_size, 1)
-    max_size = _check_int("max_size", max_size, 1)
-    if min_size > max_size:
-        raise InputError(f"min_size ({min_size}) is larger than max_size ({max_size})")
-    if isinstance(fdr, bool) or not isinstance(fdr, int | float | np.floating) or not 0 < fdr <= 1:
-        raise InputError(f"fdr must be in (0, 1], got {fdr!r}")
-    seed = _check_int("seed", seed, 0)
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
-        raise InputError(f"n_jobs must be a non-zero integer (-1: all cores), got {n_jobs!r}")
+    checked = GSEAOptions(gsea_engine=engine, gsea_n_perm=n_perm, gsea_rank_by=rank_by,
+                          gsea_min_size=min_size, gsea_max_size=max_size, gsea_fdr=fdr, seed=seed,
+                          n_jobs=n_jobs)  # the one validation of the options
+    n_perm, min_size, max_size, seed = checked.gsea_n_perm, checked.gsea_min_size, checked.gsea_max_size, checked.seed
 
     ranking = gsea_rankings(topic_gene, rank_by)  # validates the matrix
     n_topics, n_genes = ranking.shape
@@ -702,3 +720,14 @@ def _cpu_count() -> int:
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
+
+def _compute(inputs: ScoringInput, options: GSEAOptions) -> MetricResult:
+    return topic_gsea(inputs.topic_gene, inputs.gene_names, inputs.gene_sets, engine=options.gsea_engine,
+                      n_perm=options.gsea_n_perm, rank_by=options.gsea_rank_by,
+                      min_size=options.gsea_min_size, max_size=options.gsea_max_size,
+                      fdr=options.gsea_fdr, seed=options.seed, n_jobs=options.n_jobs)
+
+
+#: GSEA as the registry lists it (asked for by name: ``metrics="gsea"``).
+FAMILY = MetricFamily("gsea", ("GSEA_N", "GSEA_U", "GSEA_Q"), ("topic_gene", "gene_sets"), GSEAOptions,
+                      _compute, main=("GSEA_Q",), rank_by=("GSEA_Q",), detail="gsea")

@@ -27,6 +27,7 @@ A topic whose top genes overlap no set is counted in ``info`` (and warned about)
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -38,11 +39,14 @@ from statsmodels.stats.multitest import multipletests
 from topiceval._utils import preview
 from topiceval.errors import InputError
 from topiceval.gene_sets import GeneSets, normalize_symbols
-from topiceval.metrics._enrichment import EnrichmentResult, enrichment_quality
+from topiceval.metrics._enrichment import enrichment_quality
+from topiceval.metrics._result import MetricResult
+from topiceval.metrics._family import MetricFamily, ScoringInput, TopNOption, option
 from topiceval.metrics.topgenes import top_gene_indices
 from topiceval.protocol import check_gene_names, check_matrix, check_top_n
 
-__all__ = ["ORA_BACKGROUNDS", "BH_SCOPES", "ORA_COLUMNS", "over_representation", "topic_ora"]
+__all__ = ["FAMILY", "ORAOptions", "ORA_BACKGROUNDS", "BH_SCOPES", "ORA_COLUMNS", "over_representation",
+           "topic_ora"]
 
 #: Universes for the hypergeometric test (see the module docstring).
 ORA_BACKGROUNDS = ("gene_sets", "vocabulary")
@@ -53,6 +57,29 @@ ORA_COLUMNS = (
     "topic", "term", "overlap", "set_size", "n_query", "n_background", "pval", "padj", "significant",
     "genes",
 )
+
+
+@dataclass(frozen=True)
+class ORAOptions(TopNOption):
+    """Options of ORA (the module docstring explains them)."""
+
+    ora_background: str = option(
+        "gene_sets", "ORA universe: every gene of the gene sets (reference, gseapy.enrich) or the "
+        "model's genes (vocabulary)", kind="choice", choices=ORA_BACKGROUNDS)
+    ora_bh_scope: str = option(
+        "hit_sets", "ORA Benjamini-Hochberg per topic over the sets sharing a gene with it (reference) "
+        "or over all tested sets", kind="choice", choices=BH_SCOPES)
+    ora_alpha: float = option(0.01, "ORA adjusted p-value at or below which a pair is enriched (paper: 0.01)",
+                              kind="fraction", parse=float, aliases=("--alpha",))
+    ora_min_size: int | None = option(None, "ORA tests only sets with at least this many background "
+                                      "genes (none: no bound)", kind="int_or_none", low=1)
+    ora_max_size: int | None = option(None, "ORA tests only sets with at most this many background "
+                                      "genes (none: no bound)", kind="int_or_none", low=1)
+
+    def _check(self) -> None:
+        low, high = self.ora_min_size, self.ora_max_size
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            raise InputError(f"ora_min_size ({low}) is larger than ora_max_size ({high})")
 
 
 def over_representation(
@@ -112,48 +139,33 @@ def topic_ora(
     min_size: int | None = None,
     max_size: int | None = None,
     top_genes: np.ndarray | None = None,
-) -> EnrichmentResult:
+) -> MetricResult:
     """ORA_N, ORA_U and ORA_Q (paper Eq. 6) with the long table of tested pairs.
 
     Parameters are those of :func:`over_representation`.
 
     Returns
     -------
-    EnrichmentResult
-        ``scores`` = ``[ORA_N, ORA_U, ORA_Q]`` (``ORA_N.per_topic``: enriched pathways per topic),
-        ``table`` = :func:`over_representation`'s table, ``info`` = options and counts.
+    MetricResult
+        ``scores`` ``ORA_N``, ``ORA_U``, ``ORA_Q``; ``per_topic["ORA_N"]``: enriched pathways per
+        topic; ``table``: :func:`over_representation`'s table; ``info``: options and counts.
     """
     table, info = _ora(topic_gene, gene_names, gene_sets, top_n, background, bh_scope, alpha,
                        min_size, max_size, top_genes)
     significant = table[table["significant"]]
     n_topics = np.asarray(topic_gene).shape[0]
-    scores = enrichment_quality(significant["topic"].to_numpy(), significant["term"].to_numpy(),
-                                n_topics, "ORA", info)
-    return EnrichmentResult(scores, table, info)
-
-
-def _check_options(background: str, bh_scope: str, alpha: float, min_size: int | None,
-                   max_size: int | None) -> None:
-    if background not in ORA_BACKGROUNDS:
-        raise InputError(f"ORA background must be one of {', '.join(ORA_BACKGROUNDS)}, got {background!r}")
-    if bh_scope not in BH_SCOPES:
-        raise InputError(f"ORA bh_scope must be one of {', '.join(BH_SCOPES)}, got {bh_scope!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.floating) or not 0 < alpha <= 1:
-        raise InputError(f"alpha must be in (0, 1], got {alpha!r}")
-    for name, value in (("min_size", min_size), ("max_size", max_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1):
-            raise InputError(f"{name} must be a positive integer or None, got {value!r}")
-    if min_size is not None and max_size is not None and min_size > max_size:
-        raise InputError(f"min_size ({min_size}) is larger than max_size ({max_size})")
+    return enrichment_quality(significant["topic"].to_numpy(), significant["term"].to_numpy(),
+                              n_topics, "ORA", info, table)
 
 
 def _ora(topic_gene, gene_names, gene_sets, top_n, background, bh_scope, alpha, min_size, max_size,
          top_genes):  # noqa: ANN001, ANN202 - private; the public functions document the types
-    _check_options(background, bh_scope, alpha, min_size, max_size)
     topic_gene = check_matrix(topic_gene, "topic-gene matrix")
     n_topics, n_genes = topic_gene.shape
     names = check_gene_names(gene_names, n_genes)
     top_n = check_top_n(top_n, n_genes)
+    ORAOptions(top_n=top_n, ora_background=background, ora_bh_scope=bh_scope, ora_alpha=alpha,
+               ora_min_size=min_size, ora_max_size=max_size)  # the one validation of the options
     top = top_gene_indices(topic_gene, top_n) if top_genes is None else np.asarray(top_genes, dtype=np.int64)
     if top.shape != (n_topics, top_n):
         raise InputError(f"top_genes has shape {top.shape}, expected {(n_topics, top_n)}")
@@ -301,3 +313,15 @@ def _bh_per_topic(pvals: np.ndarray, topic: np.ndarray, n_topics: int, n_tested:
             p = np.concatenate([p, np.ones(n_tested - (hi - lo))])
         padj[lo:hi] = multipletests(p, method="fdr_bh")[1][: hi - lo]
     return padj
+
+
+def _compute(inputs: ScoringInput, options: ORAOptions) -> MetricResult:
+    return topic_ora(inputs.topic_gene, inputs.gene_names, inputs.gene_sets, options.top_n,
+                     background=options.ora_background, bh_scope=options.ora_bh_scope,
+                     alpha=options.ora_alpha, min_size=options.ora_min_size,
+                     max_size=options.ora_max_size, top_genes=inputs.top_genes(options.top_n))
+
+
+#: ORA as the registry lists it (asked for by name: ``metrics="ora"``).
+FAMILY = MetricFamily("ora", ("ORA_N", "ORA_U", "ORA_Q"), ("topic_gene", "gene_sets"), ORAOptions, _compute,
+                      main=("ORA_Q",), rank_by=("ORA_Q",), detail="ora")

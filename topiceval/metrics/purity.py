@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from topiceval.errors import InputError
+from topiceval.metrics._family import MetricFamily, ScoringInput
 from topiceval.metrics._result import MetricResult
 from topiceval.protocol import check_labels, check_matrix
 
-__all__ = ["interpretation_purity"]
+__all__ = ["FAMILY", "interpretation_purity"]
 
 
 def interpretation_purity(cell_topic: np.ndarray, labels: Sequence[Any] | np.ndarray) -> MetricResult:
@@ -71,4 +72,13 @@ def interpretation_purity(cell_topic: np.ndarray, labels: Sequence[Any] | np.nda
     )
     info = {"n_cells": n, "n_unlabelled": int(n_cells - n), "n_labels": len(classes),
             "n_topics_used": int((size > 0).sum())}
-    return MetricResult("IP", float(majority.sum() / n), per_topic, info)
+    return MetricResult.single("IP", float(majority.sum() / n), per_topic, info)
+
+
+def _compute(inputs: ScoringInput, options: None) -> MetricResult:
+    return interpretation_purity(inputs.cell_topic, inputs.labels)
+
+
+#: IP as the registry lists it.
+FAMILY = MetricFamily("ip", ("IP",), ("labels", "cell_topic"), None, _compute, default=True,
+                      main=("IP",), rank_by=("IP",))
