@@ -70,6 +70,12 @@ def test_top_genes_draws_each_topics_top_genes(yan):
     raw = pl.top_genes(outputs, n_genes=4, topics=[2, 5], standard_scale=False, ax=_axes())
     cols = [genes.index(t.get_text()) for t in raw.get_xticklabels()]
     np.testing.assert_allclose(raw.images[0].get_array(), outputs.topic_gene[np.ix_([2, 5], cols)])
+    # Signed weights (LDVAE-like loadings): a diverging map centred on 0.
+    signed = te.TopicOutputs(topic_gene=outputs.topic_gene - outputs.topic_gene.mean(axis=1, keepdims=True),
+                             gene_names=outputs.gene_names, name="centred")
+    image = pl.top_genes(signed, n_genes=3, ax=_axes()).images[0]
+    low, high = image.get_clim()
+    assert image.get_cmap().name == "RdBu_r" and low == pytest.approx(-high) and high == pytest.approx(1.0)
 
 
 def test_enrichment_gsea_dotplot(yan):

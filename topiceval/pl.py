@@ -122,7 +122,7 @@ def top_genes(
     topics: Sequence[int] | None = None,
     standard_scale: bool = True,
     topic_gene_key: str | None = None,
-    cmap: str = "Reds",
+    cmap: str | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
@@ -148,7 +148,8 @@ def top_genes(
     topic_gene_key
         ``varm`` key when ``data`` is an AnnData.
     cmap
-        Matplotlib colour map.
+        Matplotlib colour map (default ``"Reds"``; ``"RdBu_r"`` centred on 0 when a shown weight is
+        negative, as LDVAE's signed loadings).
     ax, show, save
         As in scanpy: draw into ``ax``; call ``pyplot.show()``; write the figure to ``save``.
 
@@ -174,7 +175,10 @@ def top_genes(
         scale = np.abs(values).max(axis=1, keepdims=True)
         values = values / np.where(scale == 0, 1.0, scale)
     ax = _axes(ax, (max(4.0, 0.22 * len(columns) + 1.5), max(2.5, 0.3 * len(chosen) + 1.0)))
-    image = ax.imshow(values, aspect="auto", cmap=cmap, interpolation="nearest")
+    signed = bool((values < 0).any())
+    limit = float(np.abs(values).max()) or 1.0
+    image = ax.imshow(values, aspect="auto", cmap=cmap or ("RdBu_r" if signed else "Reds"),
+                      vmin=-limit if signed else None, vmax=limit if signed else None, interpolation="nearest")
     ax.set_xticks(range(len(columns)), [str(outputs.gene_names[g]) for g in columns], rotation=90, fontsize=7)
     ax.set_yticks(range(len(chosen)), [f"topic {t}" for t in chosen], fontsize=8)
     ax.set_title(f"{outputs.name}: top {n_genes} genes per topic")
