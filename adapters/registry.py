@@ -206,6 +206,20 @@ BUILTIN: tuple[ModelEntry, ...] = (
         requires=("torch",),
         description="d-scIGM: deep Weibull topic model, sawtooth decoder (topiceval's PyTorch code)",
     ),
+    ModelEntry(
+        name="cnmf",
+        target="topiceval.adapters.cnmf:train",
+        extra="cnmf",
+        requires=("cnmf",),
+        description="cNMF (Kotliar et al.): consensus NMF over replicates, PyPI cnmf; topics = gene spectra scores",
+    ),
+    ModelEntry(
+        name="spectra",
+        target="topiceval.adapters.spectra:train",
+        extra="spectra",
+        requires=("torch", "Spectra"),
+        description="Spectra (Kunes et al.): gene programs guided by a gene-set prior, PyPI scspectra",
+    ),
 )
 
 _REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in BUILTIN}
