@@ -245,8 +245,13 @@ def available() -> list[ModelEntry]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
+#: Distributions whose name differs from the module a model requires.
+_DISTRIBUTIONS = {"sklearn": "scikit-learn", "scvi": "scvi-tools", "Spectra": "scspectra"}
+
+
 def _versions(entry: ModelEntry) -> dict[str, str]:
-    names = ["topiceval", "numpy", "scipy", "anndata", "scikit-learn", *entry.requires]
+    names = ["topiceval", "numpy", "scipy", "anndata", "scikit-learn",
+             *(_DISTRIBUTIONS.get(m, m) for m in entry.requires)]
     out = {"python": platform.python_version()}
     for name in names:
         try:

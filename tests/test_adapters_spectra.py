@@ -168,6 +168,7 @@ def test_train_cli_on_counts_and_report_flags_circular_scores(pbmc, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["info"]["prior_gene_sets"]["sha256"] == load("hallmark").sha256
     assert config["hyperparameters"]["log_normalised_here"] is True
+    assert config["versions"]["scspectra"].startswith("0.2.")
     assert te.read_outputs(out / "outputs.h5ad").topic_gene.shape == (K, pbmc.n_vars)
     assert registry.get("spectra").extra == "spectra"
 

@@ -295,7 +295,7 @@ def prepare_dataset(spec: DatasetSpec, n_top_genes: int | None, cache: PathLike)
 def _library_versions(entry: ModelEntry) -> dict[str, str]:
     out = {}
     for name in ("topiceval", "scikit-learn", *entry.requires):
-        dist = {"sklearn": "scikit-learn", "scvi": "scvi-tools"}.get(name, name)
+        dist = {"sklearn": "scikit-learn", "scvi": "scvi-tools", "Spectra": "scspectra"}.get(name, name)
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
