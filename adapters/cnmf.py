@@ -24,9 +24,9 @@ Outputs:
 
 Input: ``layers["counts"]`` when there is one (what :func:`topiceval.datasets.preprocess` keeps),
 else ``X`` (a file of raw counts), unless ``layer`` is given; cNMF factorises counts (it computes
-TPM and selects genes itself), so non-integer input draws a warning. Genes with no count are left out of the run (cNMF requires it) and get 0 in
-``topic_gene``. Cells with no count in the over-dispersed genes make cNMF stop: an
-:class:`~topiceval.errors.InputError`.
+TPM and selects genes itself), so non-integer input draws a warning. Genes with no count are left
+out of the run (cNMF requires it) and get 0 in ``topic_gene``. Cells with no count in the
+over-dispersed genes make cNMF stop: an :class:`~topiceval.errors.InputError`.
 
 Defaults are those of cNMF's README and command line: ``replicates=100`` (``--n-iter``),
 ``num_highvar_genes=2000``, ``beta_loss="frobenius"`` (coordinate descent), ``init="random"``,
