@@ -206,6 +206,20 @@ BUILTIN: tuple[ModelEntry, ...] = (
         requires=("torch",),
         description="d-scIGM: deep Weibull topic model, sawtooth decoder (topiceval's PyTorch code)",
     ),
+    ModelEntry(
+        name="cnmf",
+        target="topiceval.adapters.cnmf:train",
+        extra="cnmf",
+        requires=("cnmf",),
+        description="cNMF (Kotliar et al.): consensus NMF over replicates, PyPI cnmf; topics = gene spectra scores",
+    ),
+    ModelEntry(
+        name="spectra",
+        target="topiceval.adapters.spectra:train",
+        extra="spectra",
+        requires=("torch", "Spectra"),
+        description="Spectra (Kunes et al.): gene programs guided by a gene-set prior, PyPI scspectra",
+    ),
 )
 
 _REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in BUILTIN}
@@ -231,8 +245,13 @@ def available() -> list[ModelEntry]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
+#: Distributions whose name differs from the module a model requires.
+_DISTRIBUTIONS = {"sklearn": "scikit-learn", "scvi": "scvi-tools", "Spectra": "scspectra"}
+
+
 def _versions(entry: ModelEntry) -> dict[str, str]:
-    names = ["topiceval", "numpy", "scipy", "anndata", "scikit-learn", *entry.requires]
+    names = ["topiceval", "numpy", "scipy", "anndata", "scikit-learn",
+             *(_DISTRIBUTIONS.get(m, m) for m in entry.requires)]
     out = {"python": platform.python_version()}
     for name in names:
         try:

@@ -39,6 +39,7 @@ __all__ = [
     "METRIC_ORDER",
     "format_value",
     "overall_ranking",
+    "prior_flags",
     "ranked_table",
     "text_table",
     "write_report",
@@ -131,6 +132,53 @@ def overall_ranking(results: Results, collection: str, *, rank_by: Sequence[str]
     out["wins"] = (frame == 1).sum(axis=1).astype(int)
     out = pd.concat([out, frame], axis=1)
     return out.sort_values(["mean_rank", "wins"], ascending=[True, False], kind="stable")
+
+
+def prior_flags(results: Results) -> pd.DataFrame:
+    """Scores computed against the gene-set collection the model used as its prior (circular).
+
+    A model trained with a gene-set prior (Spectra) records the prior's sha256 (``cells``
+    column ``prior_sha256``); a score that needs gene sets (TC, TQ, ORA_*, GSEA_*) computed on a
+    collection with the same file or content sha256 measures the prior, not the model.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, model, collection): ``seeds``, ``metrics`` (the flagged keys) and
+        ``prior_sha256``; empty when nothing is circular.
+    """
+    from topiceval.evaluate import METRICS
+
+    columns = ["dataset", "model", "collection", "seeds", "metrics", "prior_sha256"]
+    cells, scores = results.cells, results.scores
+    if cells.empty or scores.empty or "prior_sha256" not in cells:
+        return pd.DataFrame(columns=columns)
+    needs_sets = {key for spec in METRICS.values() if "gene_sets" in spec.needs for key in spec.keys}
+    priors = {(c["dataset"], c["model"], int(c["seed"])): set(str(c["prior_sha256"]).split())
+              for _, c in cells.iterrows() if isinstance(c["prior_sha256"], str) and c["prior_sha256"].strip()}
+    records = results.config.get("gene_sets", {}) or {}
+    flagged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for (dataset, model, seed, collection, species), group in scores.groupby(
+            ["dataset", "model", "seed", "collection", "species"], sort=False):
+        hashes = priors.get((dataset, model, int(seed)))
+        record = (records.get(collection) or {}).get(species) or {}
+        same = hashes and hashes & {record.get("sha256"), record.get("content_sha256")} - {None}
+        metrics = [m for m in group["metric"] if m in needs_sets]
+        if not same or not metrics:
+            continue
+        entry = flagged.setdefault((dataset, model, collection), {"seeds": [], "metrics": [], "sha": set()})
+        entry["seeds"].append(int(seed))
+        entry["metrics"] += [m for m in metrics if m not in entry["metrics"]]
+        entry["sha"] |= same
+    rows = [[d, m, c, ", ".join(map(str, sorted(e["seeds"]))), ", ".join(e["metrics"]),
+             " ".join(sorted(e["sha"]))] for (d, m, c), e in flagged.items()]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _prior_notes(results: Results) -> list[str]:
+    return [f"CIRCULAR: {r.model} on {r.dataset} used the {r.collection} gene sets as its prior (sha256 "
+            f"{r.prior_sha256.split()[0][:12]}); its {r.metrics} on {r.collection} (seeds {r.seeds}) measure "
+            "that prior, not the model" for r in prior_flags(results).itertuples()]
 
 
 def _model_order(results: Results) -> list[str]:
@@ -516,7 +564,7 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     ]
     facts = [f for f in facts if f]
     notes = str(config.get("notes", "")).strip()
-    run_notes = list(config.get("notes_run", []))
+    run_notes = list(config.get("notes_run", [])) + _prior_notes(results)
 
     md: list[str] = [f"# {title}", ""]
     if config.get("description"):

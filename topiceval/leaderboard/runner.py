@@ -171,6 +171,9 @@ class CellOutcome:
     error: str = ""
     cpu_s: float = 0.0
     wall_s: float = 0.0
+    #: Hashes of the gene-set collection the model used as prior (``info["prior_gene_sets"]`` of
+    #: its ``config.json``: file and content sha256, space-separated); empty when it used none.
+    prior_sha256: str = ""
 
 
 def readable(path: PathLike) -> None:
@@ -293,7 +296,7 @@ def prepare_dataset(spec: DatasetSpec, n_top_genes: int | None, cache: PathLike)
 def _library_versions(entry: ModelEntry) -> dict[str, str]:
     out = {}
     for name in ("topiceval", "scikit-learn", *entry.requires):
-        dist = {"sklearn": "scikit-learn", "scvi": "scvi-tools"}.get(name, name)
+        dist = {"sklearn": "scikit-learn", "scvi": "scvi-tools", "Spectra": "scspectra"}.get(name, name)
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
@@ -412,6 +415,9 @@ def run_cell(task: CellTask) -> CellOutcome:
                 outcome.trained = True
             config = json.loads((run_dir / registry.CONFIG_FILE).read_text())
             outcome.train_s = float(config["timings"]["fit_s"])
+            prior = (config.get("info") or {}).get("prior_gene_sets") or {}
+            outcome.prior_sha256 = " ".join(dict.fromkeys(
+                str(prior[k]) for k in ("sha256", "content_sha256") if prior.get(k)))
             for score in task.scores:
                 outcome.score_keys[score.collection] = score.key
                 if (Path(task.cache) / "scores" / score.key / "evaluation.json").is_file():
@@ -454,7 +460,8 @@ class Results:
     cells
         One row per (dataset, model, seed): ``status`` (done / skipped / failed), ``reason``,
         ``trained`` (computed in this run, else read from the cache), ``train_s``, ``cpu_s``,
-        ``wall_s``, ``n_warnings``, ``train_key``.
+        ``wall_s``, ``n_warnings``, ``train_key``, ``prior_sha256`` (the hashes of the gene sets a
+        model such as Spectra used as prior; empty when none).
     scores
         Long table: ``dataset, species, model, seed, collection, metric, value, config_sha256``
         (``config_sha256`` hashes the evaluation's ``config_sha256`` with the data and training
@@ -550,7 +557,8 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
     for o in outcomes:
         cell_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed, "status": o.status,
                           "reason": o.reason, "trained": o.trained, "train_s": o.train_s, "cpu_s": o.cpu_s,
-                          "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key})
+                          "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key,
+                          "prior_sha256": o.prior_sha256})
         if o.status != "done":
             continue
         species = prepared[o.dataset].species
@@ -590,7 +598,7 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
 
 
 _CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "cpu_s", "wall_s",
-                 "n_warnings", "train_key"]
+                 "n_warnings", "train_key", "prior_sha256"]
 _SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
 _TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
 _PATHWAY_COLUMNS = ["dataset", "model", "seed", "collection", "method", "term", "n_topics", "best"]
