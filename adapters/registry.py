@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from topiceval.errors import InputError, TopicEvalError
-from topiceval.io import write_json, write_outputs_h5ad
+from topiceval.io import make_temp_dir, write_json, write_outputs_h5ad
 from topiceval.protocol import TopicOutputs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -299,7 +299,7 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params
     trained = time.perf_counter()
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = make_temp_dir(f".{out_dir.name}.", out_dir.parent)
     try:
         write_outputs_h5ad(result.outputs, staging / OUTPUTS_FILE, obs=adata.obs.copy())
         files = [OUTPUTS_FILE, CONFIG_FILE]

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import traceback
 import warnings
@@ -44,7 +43,7 @@ import pandas as pd
 
 from topiceval._utils import PathLike, as_path, sha256_file
 from topiceval.errors import InputError, TopicEvalError
-from topiceval.io import atomic_path, write_json
+from topiceval.io import atomic_path, make_temp_dir, write_json
 
 from .config import (
     CollectionSpec,
@@ -174,9 +173,9 @@ class CellOutcome:
 
 def readable(path: PathLike) -> None:
     """Give a written file the permissions of a normally created one (atomic writes make 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    from topiceval.io import follow_umask
+
+    follow_umask(path)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -375,7 +374,7 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
                       name=task.model.name, **task.evaluation)
     root = Path(task.cache) / "scores"
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{score.key}.", dir=root))
+    staging = make_temp_dir(f".{score.key}.", root)
     try:
         result.to_json(staging / "evaluation.json")
         for name, columns in _DETAIL_COLUMNS.items():
