@@ -450,6 +450,8 @@ def registry_trainer(adata: AnnData, params: Any) -> Any:
 
     options = dict(params.options)
     runtime = {k: options.pop(k) for k in ("device", "n_threads", "progress") if k in options}
+    if "progress" not in runtime and getattr(params, "progress", None) is not None:
+        runtime["progress"] = bool(params.progress)
     model = SCE2TM(
         n_topics=params.n_topics if params.n_topics is not None else SCE2TMConfig.n_topics,
         epochs=params.epochs if params.epochs is not None else SCE2TMConfig.epochs,
