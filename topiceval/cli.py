@@ -160,8 +160,10 @@ def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
         "regress",
         help="compare metric values with a baseline; non-zero exit on drift",
         description="Compare current scores (an evaluation JSON, a leaderboard results.json or folder, or a "
-        "baseline) with a baseline. Exit 0: within tolerance; 1: drift or missing values; 3: the "
-        "configuration changed (config_sha256 differs: values not comparable, not a regression); 2: bad input.",
+        "baseline) with a baseline. Exit status, the first that applies: 1 drift beyond tolerance; 4 values "
+        "missing from the current results (same configuration); 5 a different model (name or shape); 3 the "
+        "configuration changed (config_sha256 differs: values not comparable, not a regression); 0 within "
+        "tolerance; 2 bad input (also a tolerance for a metric neither side has).",
         epilog="Example: topiceval regress --baseline baseline.json --current result.json --rtol GSEA_N=0.05",
     )
     regress.add_argument("--baseline", required=True, metavar="JSON", help="baseline file (topiceval-baseline format)")
@@ -170,6 +172,8 @@ def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
                          help="relative tolerance, per metric or (bare) for every metric; repeatable")
     regress.add_argument("--atol", action="append", default=[], metavar="[METRIC=]VALUE",
                          help="absolute tolerance, per metric or (bare) for every metric; repeatable")
+    regress.add_argument("--key", metavar="NAME", help="compare single evaluations under this name on both sides "
+                         "(two files of the same model named differently)")
     regress.add_argument("--all", action="store_true", help="show every compared value, not only the failing ones")
     regress.add_argument("--write-baseline", action="store_true",
                          help="write --current as a new baseline to --baseline (with the given tolerances) and exit")
@@ -489,10 +493,10 @@ def _cmd_regress(args: argparse.Namespace) -> int:
 
     tolerances = regress.parse_tolerance_pairs(args.rtol, args.atol)
     if args.write_baseline:
-        regress.make_baseline(args.current, tolerances=tolerances).write(args.baseline)
+        regress.make_baseline(args.current, tolerances=tolerances, key=args.key).write(args.baseline)
         print(f"wrote {args.baseline}")
         return 0
-    comparison = regress.compare(args.baseline, args.current, tolerances=tolerances or None)
+    comparison = regress.compare(args.baseline, args.current, tolerances=tolerances or None, key=args.key)
     table = comparison.diff_table(show_all=args.all)
     if table:
         print(table)
