@@ -211,3 +211,20 @@ def test_atomic_writes_follow_the_umask(tmp_path, mask):
     mode = lambda p: p.stat().st_mode & 0o777  # noqa: E731
     assert mode(tmp_path / "a.json") == mode(tmp_path / "b.npy") == mode(tmp_path / "plain.txt") == 0o666 & ~mask
     assert mode(folder) == mode(tmp_path / "plain") == 0o777 & ~mask
+
+
+def test_a_text_file_named_h5ad_as_labels_names_the_file_and_the_option(tmp_path, capsys):
+    from topiceval.cli import main
+    from topiceval.io import read_labels
+
+    fake = tmp_path / "fake.h5ad"
+    fake.write_text("cell_type\nA\nB\n")
+    with pytest.raises(InputError, match=r"fake\.h5ad is not a readable h5ad file \(--labels FILE\.h5ad:COLUMN"):
+        read_labels(f"{fake}:cell_type")
+    from topiceval.examples import EXAMPLES
+
+    example = EXAMPLES["yan_nmf"]
+    assert main(["score", "--topic-gene", str(example.topic_gene), "--labels", f"{fake}:cell_type",
+                 "--metrics", "ip", "--cell-topic", str(example.cell_topic)]) == 2
+    err = capsys.readouterr().err
+    assert str(fake) in err and "--labels" in err and "Traceback" not in err

@@ -365,7 +365,14 @@ def read_label_column(path: PathLike, column: str) -> np.ndarray:
     if path.name.lower().endswith(".h5ad"):
         import anndata
 
-        adata = anndata.read_h5ad(path, backed="r")
+        try:
+            adata = anndata.read_h5ad(path, backed="r")
+        except (OSError, KeyError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(
+                f"labels: {path} is not a readable h5ad file (--labels FILE.h5ad:COLUMN reads an "
+                f"AnnData's obs column; for a table use FILE.csv:COLUMN): {reason}"
+            ) from None
         try:
             columns = list(adata.obs.columns)
             if column not in columns:
