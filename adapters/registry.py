@@ -284,7 +284,7 @@ def _describe_input(entry: ModelEntry, adata: AnnData, params: TrainParams) -> t
             return (f"{name}: no layers['counts'], and X holds raw counts: trains on X "
                     "(--layer to choose another)"), replace(params, layer="X"), False
         raise InputError(
-            f"{name} trains on raw counts, but this file has no layers['counts'] and X does not hold "
+            f"model {name!r} trains on raw counts, but this file has no layers['counts'] and X does not hold "
             "counts (non-integer or negative values, e.g. log-normalised); name the layer that holds "
             "them (--layer NAME), preprocess raw counts (--preprocess N_GENES), or train on X as it "
             f"is (--layer X); its layers: {', '.join(map(str, adata.layers)) or 'none'}")

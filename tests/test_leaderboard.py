@@ -386,3 +386,19 @@ def test_benchmark_cli_writes_report_and_baseline(tiny_h5ad, tmp_path, capsys):
     (tmp_path / "report" / "index.html").unlink()
     assert main(["benchmark", "--config", str(tmp_path / "lb.toml"), "--report-only"]) == 0
     assert (tmp_path / "report" / "index.html").is_file()
+
+
+def test_benchmark_with_a_missing_file_starts_nothing_and_leaves_no_report_folder(tmp_path, capsys):
+    """Every path of the config is checked before any work: no report folder with only run.log."""
+    lines = ['name = "missing"', "seeds = [0]",
+             f'datasets = [{{ name = "gone", path = "{tmp_path / "absent.h5ad"}", label_key = "cell_type", '
+             'species = "human", values = "counts" }]',
+             "[train]", 'models = ["nmf"]', "[[collections]]", 'name = "mine"', 'human = "sets/mine.gmt"',
+             'metrics = ["tc"]', "[run]", 'backend = "sequential"', "[output]", 'dir = "report"']
+    (tmp_path / "lb.toml").write_text("\n".join(lines) + "\n")
+    code = main(["benchmark", "--config", str(tmp_path / "lb.toml"), "--cache", str(tmp_path / "cache"),
+                 "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "2 file(s)" in err and str(tmp_path / "absent.h5ad") in err and str(tmp_path / "sets" / "mine.gmt") in err
+    assert not (tmp_path / "report").exists() and not (tmp_path / "cache").exists()

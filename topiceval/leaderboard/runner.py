@@ -67,6 +67,7 @@ __all__ = [
     "PreparedDataset",
     "Results",
     "ScoreTask",
+    "check_paths",
     "prepare_dataset",
     "run",
 ]
@@ -671,6 +672,34 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def check_paths(config: LeaderboardConfig) -> None:
+    """Every file a config names must exist before any work starts (no report folder, log or
+    dataset preparation for a run that cannot finish).
+
+    Raises
+    ------
+    InputError
+        Listing every missing dataset file and gene-set file, with the entry that names it.
+    """
+    from topiceval.gene_sets import SHIPPED
+
+    missing: list[str] = []
+    for spec in config.datasets:
+        for path in _dataset_meta(spec)["files"]:
+            if not Path(path).exists():
+                missing.append(f"dataset {spec.name!r}: {path}")
+    for collection in config.collections:
+        for species, source in collection.sources.items():
+            if source in SHIPPED or source.startswith("msigdb:"):
+                continue
+            path = Path(resolve_gene_set_spec(source, config.root))
+            if not path.is_file():
+                missing.append(f"collection {collection.name!r} ({species}): {path}")
+    if missing:
+        raise InputError(f"{len(missing)} file(s) named by the config do not exist, nothing was run: "
+                         + "; ".join(missing))
+
+
 def run(
     config: LeaderboardConfig,
     *,
@@ -718,6 +747,7 @@ def run(
     n_jobs = n_jobs or config.n_jobs
     if backend not in _BACKENDS:
         raise InputError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
+    check_paths(config)
     cache_root = as_path(cache) if cache is not None else (config.cache or default_cache_dir())
     cache_root = cache_root.resolve()
     cache_root.mkdir(parents=True, exist_ok=True)
