@@ -553,9 +553,20 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
     outcomes = sorted(outcomes, key=lambda o: order.get((o.dataset, o.model, o.seed), 10**9))
     cell_rows, score_rows, topic_rows, pathway_rows = [], [], [], []
     for o in outcomes:
+        # the warnings that qualify this cell's numbers, shown beside them in the report: the
+        # scoring warnings of each collection (kept in evaluation.json, so cached scores keep
+        # them) as "[collection] text", then the training warnings
+        scored: list[str] = []
+        for collection, key in (o.score_keys.items() if o.status == "done" else ()):
+            evaluation_file = cache / "scores" / key / "evaluation.json"
+            if evaluation_file.is_file():
+                found = json.loads(evaluation_file.read_text())["config"].get("warnings") or []
+                scored += [f"[{collection}] {text}" for text in dict.fromkeys(found)]
+        others = [w for w in o.warnings if not any(w.endswith(t.split("] ", 1)[1]) for t in scored)]
         cell_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed, "status": o.status,
                           "reason": o.reason, "trained": o.trained, "train_s": o.train_s, "cpu_s": o.cpu_s,
-                          "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key})
+                          "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key,
+                          "warnings": "\n".join([*scored, *others])})
         if o.status != "done":
             continue
         species = prepared[o.dataset].species
@@ -595,7 +606,7 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
 
 
 _CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "cpu_s", "wall_s",
-                 "n_warnings", "train_key"]
+                 "n_warnings", "train_key", "warnings"]
 _SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
 _TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
 _PATHWAY_COLUMNS = ["dataset", "model", "seed", "collection", "method", "term", "n_topics", "best"]
