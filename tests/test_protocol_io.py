@@ -228,3 +228,20 @@ def test_a_text_file_named_h5ad_as_labels_names_the_file_and_the_option(tmp_path
                  "--metrics", "ip", "--cell-topic", str(example.cell_topic)]) == 2
     err = capsys.readouterr().err
     assert str(fake) in err and "--labels" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_score_out_and_details_follow_the_umask(tmp_path, mask, capsys):
+    """`topiceval score --out --details` under a umask: group (and world for 022) can read the files."""
+    from topiceval.cli import main
+
+    previous = os.umask(mask)
+    try:
+        assert main(["score", "--example", "yan_nmf", "--metrics", "tc,td,ora", "--out", str(tmp_path / "r.json"),
+                     "--details", str(tmp_path / "details")]) == 0
+    finally:
+        os.umask(previous)
+    written = [tmp_path / "r.json", *sorted((tmp_path / "details").iterdir())]
+    assert [p.name for p in written] == ["r.json", "ora.csv"]
+    assert {p.stat().st_mode & 0o777 for p in written} == {0o666 & ~mask}
+    assert (tmp_path / "details").stat().st_mode & 0o777 == 0o777 & ~mask
