@@ -219,6 +219,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         extra="dscigm",
         requires=("torch",),
         description="d-scIGM: deep Weibull topic model, sawtooth decoder (topiceval's PyTorch code)",
+        input="log",
     ),
 )
 

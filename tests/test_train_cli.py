@@ -185,7 +185,7 @@ def _modes(folder):
     ("lda", "X holds raw counts: trains on X"),
     ("scetm", "X holds raw counts: trains on X"),
     ("ldvae", "X holds raw counts: trains on X"),
-    ("dscigm", "trains on X as it is"),
+    ("dscigm", "applied the paper's preprocessing"),
     ("sce2tm", "applied the paper's preprocessing"),
 ])
 def test_every_model_trains_from_a_counts_file_as_given(model, says, counts_h5ad, tmp_path, capsys):
@@ -207,7 +207,7 @@ def test_every_model_trains_from_a_counts_file_as_given(model, says, counts_h5ad
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["input"] == notes[0]
     assert config["data"]["n_cells"] == 60
-    if model == "sce2tm":  # the paper's preprocessing keeps min(5000, n_genes) genes
+    if model in ("sce2tm", "dscigm"):  # the paper's preprocessing keeps min(5000, n_genes) genes
         assert config["data"]["preprocessing"]["highly_variable_genes"]["n_top_genes"] == 400
     modes = _modes(out)
     assert modes[model] == 0o750

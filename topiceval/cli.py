@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label-key", help="obs column of cell labels, checked and kept in outputs.h5ad (training is label-free)")
     train.add_argument("--embedding-key", help="obsm key of an external cell embedding (scE2TM: default X_scGPT, else a PCA fallback)")
     train.add_argument("--layer", help="layer holding the model input, or X (default: the model's: nmf, lda, scetm, ldvae "
-                       "train on layers['counts'], else on X when it holds raw counts; sce2tm on X, log-normalised, raw "
-                       "counts in X being first preprocessed with 5000 highly variable genes; dscigm on X as it is)")
+                       "train on layers['counts'], else on X when it holds raw counts; sce2tm and dscigm on X, log-normalised, "
+                       "raw counts in X being first preprocessed with 5000 highly variable genes)")
     train.add_argument("--preprocess", type=int, metavar="N_GENES", dest="n_top_genes",
                        help="first apply the paper's preprocessing to raw counts (normalise, log1p, N highly variable genes; topiceval.datasets.preprocess)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="options",
