@@ -137,25 +137,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a registered topic model on an h5ad file. DIR receives outputs.h5ad "
         "(topic-gene, cell-topic, cell embedding and the input's obs), config.json (hyperparameters, "
         "seed, data file and sha256, versions, timings) and model/ (weights).",
-        epilog="Example: topiceval train sce2tm --data pbmc.h5ad --out runs/pbmc --topics 100 --seed 0; "
+        epilog="Example: topiceval train nmf --data counts.h5ad --out runs/nmf --seed 0; "
+        "topiceval train sce2tm --data pbmc.h5ad --out runs/pbmc --topics 20 --seed 0 (default K = 100); "
         "then topiceval score --topic-gene runs/pbmc/outputs.h5ad --labels runs/pbmc/outputs.h5ad:cell_type "
         "--gene-sets reactome",
     )
     train.add_argument("model", nargs="?", help="model name (see --list)")
     train.add_argument("--list", action="store_true", help="list the trainable models and the extra each needs")
-    train.add_argument("--data", metavar="H5AD", help="cells x genes .h5ad (X or --layer holds the model input)")
+    train.add_argument("--data", metavar="H5AD", help="cells x genes .h5ad; a counts file as it comes (raw counts in X, no layers) works for every model")
     train.add_argument("--out", metavar="DIR", help="output folder (must be absent or empty unless --overwrite)")
     train.add_argument("--epochs", type=int, help="training epochs (default: the model's)")
     train.add_argument("--topics", type=int, dest="n_topics", help="number of topics K (default: the model's)")
     train.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
     train.add_argument("--label-key", help="obs column of cell labels, checked and kept in outputs.h5ad (training is label-free)")
     train.add_argument("--embedding-key", help="obsm key of an external cell embedding (scE2TM: default X_scGPT, else a PCA fallback)")
-    train.add_argument("--layer", help="layer holding the model input (default X)")
+    train.add_argument("--layer", help="layer holding the model input, or X (default: the model's: nmf, lda, scetm, ldvae "
+                       "train on layers['counts'], else on X when it holds raw counts; sce2tm and dscigm on X, log-normalised, "
+                       "raw counts in X being first preprocessed with 5000 highly variable genes)")
     train.add_argument("--preprocess", type=int, metavar="N_GENES", dest="n_top_genes",
                        help="first apply the paper's preprocessing to raw counts (normalise, log1p, N highly variable genes; topiceval.datasets.preprocess)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="options",
                        help="model-specific option, repeatable; VALUE is read as JSON when it parses (e.g. --set ecr_weight=20 --set device=cpu)")
     train.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+    train.add_argument("--no-progress", action="store_true", help="no progress output (on stderr) while training")
     train.set_defaults(func=_cmd_train)
     _add_gene_sets_parser(sub)
     _add_leaderboard_parsers(sub)
@@ -188,8 +192,10 @@ def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
         "regress",
         help="compare metric values with a baseline; non-zero exit on drift",
         description="Compare current scores (an evaluation JSON, a leaderboard results.json or folder, or a "
-        "baseline) with a baseline. Exit 0: within tolerance; 1: drift or missing values; 3: the "
-        "configuration changed (config_sha256 differs: values not comparable, not a regression); 2: bad input.",
+        "baseline) with a baseline. Exit status, the first that applies: 1 drift beyond tolerance; 4 values "
+        "missing from the current results (same configuration); 5 a different model (name or shape); 3 the "
+        "configuration changed (config_sha256 differs: values not comparable, not a regression); 0 within "
+        "tolerance; 2 bad input (also a tolerance for a metric neither side has).",
         epilog="Example: topiceval regress --baseline baseline.json --current result.json --rtol GSEA_N=0.05",
     )
     regress.add_argument("--baseline", required=True, metavar="JSON", help="baseline file (topiceval-baseline format)")
@@ -198,6 +204,8 @@ def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
                          help="relative tolerance, per metric or (bare) for every metric; repeatable")
     regress.add_argument("--atol", action="append", default=[], metavar="[METRIC=]VALUE",
                          help="absolute tolerance, per metric or (bare) for every metric; repeatable")
+    regress.add_argument("--key", metavar="NAME", help="compare single evaluations under this name on both sides "
+                         "(two files of the same model named differently)")
     regress.add_argument("--all", action="store_true", help="show every compared value, not only the failing ones")
     regress.add_argument("--write-baseline", action="store_true",
                          help="write --current as a new baseline to --baseline (with the given tolerances) and exit")
@@ -399,9 +407,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     params = registry.TrainParams(
         n_topics=args.n_topics, epochs=args.epochs, seed=args.seed, layer=args.layer,
         embedding_key=args.embedding_key, label_key=args.label_key, n_top_genes=args.n_top_genes,
-        options=_parse_options(args.options),
+        options=_parse_options(args.options), progress=not args.no_progress,
     )
-    out = registry.train(args.model, args.data, args.out, params=params, overwrite=args.overwrite)
+    out = registry.train(args.model, args.data, args.out, params=params, overwrite=args.overwrite,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
     import json
 
     config = json.loads((out / registry.CONFIG_FILE).read_text())
@@ -496,10 +505,10 @@ def _cmd_regress(args: argparse.Namespace) -> int:
 
     tolerances = regress.parse_tolerance_pairs(args.rtol, args.atol)
     if args.write_baseline:
-        regress.make_baseline(args.current, tolerances=tolerances).write(args.baseline)
+        regress.make_baseline(args.current, tolerances=tolerances, key=args.key).write(args.baseline)
         print(f"wrote {args.baseline}")
         return 0
-    comparison = regress.compare(args.baseline, args.current, tolerances=tolerances or None)
+    comparison = regress.compare(args.baseline, args.current, tolerances=tolerances or None, key=args.key)
     table = comparison.diff_table(show_all=args.all)
     if table:
         print(table)

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import traceback
 import warnings
@@ -44,7 +43,7 @@ import pandas as pd
 
 from topiceval._utils import PathLike, as_path, sha256_file
 from topiceval.errors import InputError, TopicEvalError
-from topiceval.io import atomic_path, write_json
+from topiceval.io import atomic_path, make_temp_dir, write_json
 from topiceval.metrics.registry import METRICS, canonical_metric
 
 from .config import (
@@ -69,6 +68,7 @@ __all__ = [
     "PreparedDataset",
     "Results",
     "ScoreTask",
+    "check_paths",
     "prepare_dataset",
     "run",
 ]
@@ -178,9 +178,9 @@ class CellOutcome:
 
 def readable(path: PathLike) -> None:
     """Give a written file the permissions of a normally created one (atomic writes make 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    from topiceval.io import follow_umask
+
+    follow_umask(path)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -373,7 +373,7 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
                       name=task.model.name, **task.evaluation)
     root = Path(task.cache) / "scores"
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{score.key}.", dir=root))
+    staging = make_temp_dir(f".{score.key}.", root)
     try:
         result.to_json(staging / "evaluation.json")
         for name, columns in _DETAIL_COLUMNS.items():
@@ -555,10 +555,20 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
     outcomes = sorted(outcomes, key=lambda o: order.get((o.dataset, o.model, o.seed), 10**9))
     cell_rows, score_rows, topic_rows, pathway_rows = [], [], [], []
     for o in outcomes:
+        # the warnings that qualify this cell's numbers, shown beside them in the report: the
+        # scoring warnings of each collection (kept in evaluation.json, so cached scores keep
+        # them) as "[collection] text", then the training warnings
+        scored: list[str] = []
+        for collection, key in (o.score_keys.items() if o.status == "done" else ()):
+            evaluation_file = cache / "scores" / key / "evaluation.json"
+            if evaluation_file.is_file():
+                found = json.loads(evaluation_file.read_text())["config"].get("warnings") or []
+                scored += [f"[{collection}] {text}" for text in dict.fromkeys(found)]
+        others = [w for w in o.warnings if not any(w.endswith(t.split("] ", 1)[1]) for t in scored)]
         cell_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed, "status": o.status,
                           "reason": o.reason, "trained": o.trained, "train_s": o.train_s, "cpu_s": o.cpu_s,
                           "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key,
-                          "prior_sha256": o.prior_sha256})
+                          "prior_sha256": o.prior_sha256, "warnings": "\n".join([*scored, *others])})
         if o.status != "done":
             continue
         species = prepared[o.dataset].species
@@ -598,7 +608,7 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
 
 
 _CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "cpu_s", "wall_s",
-                 "n_warnings", "train_key", "prior_sha256"]
+                 "n_warnings", "train_key", "prior_sha256", "warnings"]
 _SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
 _TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
 _PATHWAY_COLUMNS = ["dataset", "model", "seed", "collection", "method", "term", "n_topics", "best"]
@@ -675,6 +685,34 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def check_paths(config: LeaderboardConfig) -> None:
+    """Every file a config names must exist before any work starts (no report folder, log or
+    dataset preparation for a run that cannot finish).
+
+    Raises
+    ------
+    InputError
+        Listing every missing dataset file and gene-set file, with the entry that names it.
+    """
+    from topiceval.gene_sets import SHIPPED
+
+    missing: list[str] = []
+    for spec in config.datasets:
+        for path in _dataset_meta(spec)["files"]:
+            if not Path(path).exists():
+                missing.append(f"dataset {spec.name!r}: {path}")
+    for collection in config.collections:
+        for species, source in collection.sources.items():
+            if source in SHIPPED or source.startswith("msigdb:"):
+                continue
+            path = Path(resolve_gene_set_spec(source, config.root))
+            if not path.is_file():
+                missing.append(f"collection {collection.name!r} ({species}): {path}")
+    if missing:
+        raise InputError(f"{len(missing)} file(s) named by the config do not exist, nothing was run: "
+                         + "; ".join(missing))
+
+
 def run(
     config: LeaderboardConfig,
     *,
@@ -722,6 +760,7 @@ def run(
     n_jobs = n_jobs or config.n_jobs
     if backend not in _BACKENDS:
         raise InputError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
+    check_paths(config)
     cache_root = as_path(cache) if cache is not None else (config.cache or default_cache_dir())
     cache_root = cache_root.resolve()
     cache_root.mkdir(parents=True, exist_ok=True)
