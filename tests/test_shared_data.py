@@ -32,21 +32,23 @@ def test_regular_install_finds_the_folder_beside_the_repository_it_came_from(tmp
     (beside / "datasets").mkdir(parents=True)
     python = make_env(tmp_path)
     pip_install(python, str(source))
-    elsewhere = tmp_path_factory.mktemp("elsewhere")  # no shared/data in it or above it
     env = {k: v for k, v in os.environ.items() if k != "TOPICEVAL_SHARED_DATA"}
-    result = subprocess.run([str(python), "-c", FIND], capture_output=True, text=True, cwd=elsewhere, env=env, check=False)
+
+    def find(cwd: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([str(python), "-c", FIND], capture_output=True, text=True, cwd=cwd, env=env, check=False)
+
+    result = find(tmp_path_factory.mktemp("elsewhere"))  # no shared/data in it or above it
     assert result.returncode == 0, result.stderr
     found, where = result.stdout.split("\n")[:2]
     assert Path(found) == beside and where == "beside the repository it was installed from"
-    # the working directory and the folders above it are searched too
-    inner = source / "benchmarks"
+    # without it, shared/data in the working directory or a folder above it
     (beside / "datasets").rmdir()
     (tmp_path / "work" / "shared" / "data" / "datasets").mkdir(parents=True)
-    result = subprocess.run([str(python), "-c", FIND], capture_output=True, text=True,
-                            cwd=tmp_path / "work", env=env, check=False)
+    (tmp_path / "work" / "sub").mkdir()
+    result = find(tmp_path / "work" / "sub")
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.split("\n")[0]) == tmp_path / "work" / "shared" / "data"
-    result = subprocess.run([str(python), "-c", FIND], capture_output=True, text=True, cwd=inner, env=env, check=False)
+    result = find(source / "benchmarks")
     assert result.returncode == 1
     assert "beside the repository it was installed from" in result.stderr and "or a folder above it" in result.stderr
 
