@@ -154,8 +154,8 @@ def test_ties_at_the_cutoff_are_all_kept_like_scanpy():
     )
 
 
-def test_result_layout_and_record(real):
-    adata = real["pollen"]
+def test_result_layout_and_record(full_shared_data):
+    adata = ds.load_dataset("pollen", data_dir=full_shared_data)
     before = adata.X.copy()
     out = ds.preprocess(adata, n_top_genes=3000)
     # the input is untouched

@@ -139,9 +139,9 @@ def test_registry_layout_with_a_plain_trainer(yan_h5ad, tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
-def test_train_preprocesses_raw_counts_when_asked(shared_data, tmp_path, capsys):
+def test_train_preprocesses_raw_counts_when_asked(full_shared_data, tmp_path, capsys):
     out = tmp_path / "ting"
-    data = shared_data / "datasets" / "ting" / "ting.h5ad"
+    data = full_shared_data / "datasets" / "ting" / "ting.h5ad"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = main(["train", "sce2tm", "--data", str(data), "--out", str(out), "--preprocess", "300",
