@@ -48,6 +48,7 @@ from topiceval.metrics import (
     topic_ora,
     topic_quality,
 )
+from topiceval.metrics.celltype import celltype_specificity, rare_type_coverage
 from topiceval.protocol import TopicModel, TopicOutputs, as_outputs, check_labels, check_top_n
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,6 +115,13 @@ class EvaluationOptions:
         Community detection on connectivity-weighted edges (``True``) or unweighted ones
         (``False``); ``None`` follows scanpy's defaults, which the authors used (Louvain
         unweighted, Leiden weighted).
+    rare_type_threshold
+        ``celltype``: a cell type is rare below this share of the labelled cells (tutorial: 0.05).
+    n_boot
+        Bootstrap resamples of the cells for confidence intervals of IP, ARI and NMI
+        (:func:`topiceval.stats.bootstrap_ci`, seeded by ``seed``); 0 (default): no intervals.
+    ci_level
+        Confidence level of those intervals.
     """
 
     top_n: int = 10
@@ -137,6 +145,10 @@ class EvaluationOptions:
     cluster_n_neighbors: int = 15
     cluster_knn: str = "auto"
     cluster_weighted: bool | None = None
+    # -- issue 18: cell types and bootstrap intervals (hashed only when set, see _HASH_IF_SET)
+    rare_type_threshold: float = 0.05
+    n_boot: int = 0
+    ci_level: float = 0.95
 
     def __post_init__(self) -> None:
         if self.tc_zero_cooccurrence not in ZERO_COOCCURRENCE_RULES:
@@ -182,6 +194,7 @@ class EvaluationOptions:
         object.__setattr__(self, "cluster_resolutions", resolutions)
         if self.cluster_weighted not in (None, True, False):
             raise InputError(f"cluster_weighted must be True, False or None, got {self.cluster_weighted!r}")
+        _check_issue18_options(self)
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> EvaluationOptions:
@@ -255,7 +268,12 @@ def _tq(ctx: _Context) -> list[MetricResult]:
 
 
 def _ip(ctx: _Context) -> list[MetricResult]:
-    return [interpretation_purity(ctx.outputs.cell_topic, ctx.labels)]
+    result = interpretation_purity(ctx.outputs.cell_topic, ctx.labels)
+    if ctx.options.n_boot:  # issue 18: bootstrap interval over cells
+        labelled = np.array([v is not None for v in ctx.labels], dtype=bool)
+        codes = pd.factorize(pd.Series(ctx.labels[labelled]).astype(str), sort=True)[0]
+        _bootstrap(ctx, result, _purity_statistic, ctx.outputs.cell_topic[labelled].argmax(axis=1), codes)
+    return [result]
 
 
 def _ora(ctx: _Context) -> list[MetricResult]:
@@ -291,7 +309,58 @@ def _clustering(ctx: _Context) -> list[MetricResult]:
         weighted=opts.cluster_weighted,
     )
     ctx.details["clustering"] = result.sweep
-    return [dataclasses.replace(r, info={"representation": source, **r.info}) for r in result.results.values()]
+    scores = [dataclasses.replace(r, info={"representation": source, **r.info}) for r in result.results.values()]
+    if opts.n_boot:  # issue 18: bootstrap intervals over cells, the best-ARI partition held fixed
+        from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+        labelled = np.array([v is not None for v in ctx.labels], dtype=bool)
+        codes = pd.factorize(pd.Series(ctx.labels[labelled]).astype(str), sort=True)[0]
+        column = int(np.argmax(result.sweep["ARI"].to_numpy()))
+        clusters = result.memberships[labelled, column]
+        for r in scores:
+            statistic = {"ARI": adjusted_rand_score, "NMI": normalized_mutual_info_score}.get(r.name)
+            if statistic is not None:
+                _bootstrap(ctx, r, statistic, codes, clusters)
+    return scores
+
+
+# --------------------------------------------------------------------------- issue 18 families
+def _check_issue18_options(opts: EvaluationOptions) -> None:
+    t = opts.rare_type_threshold
+    if isinstance(t, bool) or not isinstance(t, int | float | np.floating) or not 0 < t <= 1:
+        raise InputError(f"rare_type_threshold must be a number in (0, 1], got {t!r}")
+    if isinstance(opts.n_boot, bool) or not isinstance(opts.n_boot, int | np.integer) or not (
+            opts.n_boot == 0 or opts.n_boot >= 10):
+        raise InputError(f"n_boot must be 0 (no intervals) or an integer of at least 10, got {opts.n_boot!r}")
+    c = opts.ci_level
+    if isinstance(c, bool) or not isinstance(c, int | float | np.floating) or not 0 < c < 1:
+        raise InputError(f"ci_level must be a number in (0, 1), got {c!r}")
+
+
+def _celltype(ctx: _Context) -> list[MetricResult]:
+    specificity = celltype_specificity(ctx.outputs.cell_topic, ctx.labels)
+    coverage, table = rare_type_coverage(ctx.outputs.cell_topic, ctx.labels,
+                                         threshold=ctx.options.rare_type_threshold)
+    ctx.details["celltype"] = table
+    return [specificity, coverage]
+
+
+def _purity_statistic(assigned: np.ndarray, codes: np.ndarray) -> float:
+    table = pd.crosstab(assigned, codes).to_numpy()
+    return float(table.max(axis=1).sum() / assigned.size)
+
+
+def _bootstrap(ctx: _Context, result: MetricResult, statistic: Callable[..., float], *data: np.ndarray) -> None:
+    from topiceval.stats import bootstrap_ci
+
+    opts = ctx.options
+    low, high = bootstrap_ci(statistic, data, n_boot=opts.n_boot, level=opts.ci_level, seed=opts.seed)
+    result.info["ci"] = {"low": low, "high": high, "level": opts.ci_level, "n_boot": opts.n_boot,
+                         "method": "percentile bootstrap over cells (scipy.stats.bootstrap)"}
+    row = pd.DataFrame([{"metric": result.name, "value": result.score, "low": low, "high": high,
+                         "level": opts.ci_level, "n_boot": opts.n_boot}])
+    previous = ctx.details.get("bootstrap")
+    ctx.details["bootstrap"] = row if previous is None else pd.concat([previous, row], ignore_index=True)
 
 
 #: Registered metric families, by request name.
@@ -310,6 +379,7 @@ METRICS: dict[str, MetricSpec] = {
             ("labels", "cells"),
             _clustering,
         ),
+        MetricSpec("celltype", ("rare_type_coverage",), ("labels", "cell_topic"), _celltype),  # issue 18
     )
 }
 
@@ -569,6 +639,9 @@ def _per_topic_table(outputs: TopicOutputs, ctx: _Context) -> pd.DataFrame:
 
 #: Options that change no number: recorded under ``config["runtime"]``, not hashed.
 _RUNTIME_OPTIONS = ("n_jobs",)
+#: Options added after 0.1 (issue 18): hashed only when set away from their default, so that
+#: every earlier configuration keeps its ``config_sha256``.
+_HASH_IF_SET = {"rare_type_threshold": 0.05, "n_boot": 0, "ci_level": 0.95}
 
 
 def _versions() -> dict[str, str]:
@@ -598,6 +671,7 @@ def _config(
 ) -> dict[str, Any]:
     options = dataclasses.asdict(opts)
     runtime = {name: options.pop(name) for name in _RUNTIME_OPTIONS}
+    hashed = {k: v for k, v in options.items() if k not in _HASH_IF_SET or v != _HASH_IF_SET[k]}
     numbers = {"metrics": order, "options": options, "gene_sets": None}
     gene_set_config = None
     if collection is not None:
@@ -605,7 +679,7 @@ def _config(
         # Only what changes numbers enters the hash: the same sets fetched from a mirror, read
         # from a plain or gzip file, or given as a dict, hash the same.
         numbers["gene_sets"] = {key: gene_set_config.get(key) for key in _GENE_SET_HASH_KEYS}
-    config_hash = hashlib.sha256(json.dumps(_json_safe(numbers), sort_keys=True).encode()).hexdigest()
+    config_hash = hashlib.sha256(json.dumps(_json_safe({**numbers, "options": hashed}), sort_keys=True).encode()).hexdigest()
     return {
         **numbers,
         "gene_sets": gene_set_config,
