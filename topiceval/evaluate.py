@@ -346,7 +346,9 @@ def _celltype(ctx: _Context) -> list[MetricResult]:
 
 
 def _purity_statistic(assigned: np.ndarray, codes: np.ndarray) -> float:
-    table = pd.crosstab(assigned, codes).to_numpy()
+    n_codes = int(codes.max()) + 1
+    table = np.bincount(assigned * n_codes + codes, minlength=(int(assigned.max()) + 1) * n_codes)
+    table = table.reshape(-1, n_codes)  # argmax topics x labels
     return float(table.max(axis=1).sum() / assigned.size)
 
 
