@@ -320,8 +320,9 @@ def report_sections(results: Results, *, plots: bool = True) -> tuple[list[str],
     md += ["## Topic stability", ""]
     htm.append("<h2>Topic stability</h2>")
     if part.empty:
-        text = ("Not computed: it needs at least two completed seeds of a (dataset, model) and their cached runs "
-                "(stability.csv is empty).")
+        text = ("Not computed for these results: the runner computes it from the cached runs of at least two "
+                "completed seeds of a (dataset, model); results with one seed, or redrawn from files written "
+                "before topic stability existed, have none (stability.csv is empty).")
         md += [text, ""]
         htm.append(f"<p>{html.escape(text)}</p>")
     else:
@@ -336,3 +337,132 @@ def report_sections(results: Results, *, plots: bool = True) -> tuple[list[str],
         md += [text, "", _markdown_table(header, rows), ""]
         htm.append(f"<p>{html.escape(text)}</p>" + _html_table(header, rows, "stability"))
     return md, htm
+
+
+# --------------------------------------------------------------------------- choosing K
+#: Columns of :func:`select_k`'s table (``_sd``: sample sd over seeds; over seed pairs for stability).
+SELECT_K_METRICS = ("stability", "TC", "TD", "TQ", "IP", "ARI", "NMI")
+
+
+def select_k(
+    data: str,
+    model: str,
+    topics: Sequence[int],
+    seeds: Sequence[int],
+    *,
+    label_key: str | None = None,
+    species: str | None = None,
+    values: str | None = None,
+    gene_sets: str = "hallmark",
+    metrics: Sequence[str] = ("tc", "td", "tq", "ip", "clustering"),
+    epochs: int | None = None,
+    n_top_genes: int | None = 5000,
+    evaluation: dict | None = None,
+    cache: str | Path | None = None,
+    backend: str = "joblib",
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train ``model`` for every K in ``topics`` and seed through the leaderboard runner; tabulate.
+
+    Every (K, seed) is a leaderboard cell (cached, resumable, parallel over seeds with ``n_jobs``).
+
+    Parameters
+    ----------
+    data
+        An h5ad / expression file (then ``label_key`` and ``species`` are needed) or a registered
+        dataset name (``pollen``).
+    model
+        A registered model name.
+    topics, seeds
+        The K values (each at least 2) and the seeds (at least two, for stability).
+    gene_sets
+        Collection for TC / TQ (a shipped name, GMT path or ``msigdb:NAME@RELEASE``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per K (index ``K``): ``n_seeds`` and, for each of :data:`SELECT_K_METRICS`
+        computed, the mean and ``<metric>_sd``; ``stability_x_TQ`` and ``marked`` (the K that
+        maximises mean stability x mean TQ, the only rule applied; it is not a recommendation).
+    """
+    from topiceval.errors import InputError
+
+    from .config import load_config
+    from .runner import run
+
+    topics = [int(k) for k in topics]
+    seeds = [int(s) for s in seeds]
+    if not topics or any(k < 2 for k in topics) or len(set(topics)) != len(topics):
+        raise InputError(f"topics must be distinct integers of at least 2, got {topics}")
+    if len(set(seeds)) < 2:
+        raise InputError(f"topic stability needs at least two seeds, got {seeds}")
+    path = Path(data)
+    if path.exists():
+        if label_key is None or species is None:
+            raise InputError("a data file needs --label-key and --species")
+        dataset: dict[str, Any] | str = {"name": path.stem, "path": str(path.resolve()), "label_key": label_key,
+                                         "species": species, "values": values or "counts"}
+    else:
+        dataset = data
+    rows = []
+    for k in topics:
+        raw = {
+            "name": f"select-k {model} K={k}",
+            "seeds": seeds,
+            "datasets": [dataset],
+            "preprocess": {"n_top_genes": n_top_genes},
+            "train": {"models": [model], "n_topics": k},
+            "models": {model: {"epochs": epochs} if epochs is not None else {}},
+            "collections": [{"name": "sets", "human": gene_sets, "mouse": gene_sets, "metrics": list(metrics)}],
+            "evaluation": dict(evaluation or {}),
+            "run": {"backend": backend, "n_jobs": n_jobs, "threads_per_cell": 1},
+        }
+        results = run(load_config(raw), cache=cache, progress=progress)
+        failed = results.cells[results.cells["status"] != "done"]
+        if not failed.empty:
+            raise InputError(f"K={k}: {len(failed)} cell(s) did not complete: {failed['reason'].iloc[0]}")
+        summary = results.summary().drop_duplicates(["model", "metric"]).set_index("metric")
+        row: dict[str, Any] = {"K": k, "n_seeds": len(seeds)}
+        for metric in SELECT_K_METRICS:
+            if metric in summary.index:
+                row[metric] = float(summary.loc[metric, "mean"])
+                row[f"{metric}_sd"] = float(summary.loc[metric, "sd"])
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("K")
+    product = table["stability"] * table["TQ"] if {"stability", "TQ"} <= set(table.columns) else None
+    if product is not None:
+        table["stability_x_TQ"] = product
+        table["marked"] = False
+        if product.notna().any():
+            table.loc[product.idxmax(), "marked"] = True
+    return table
+
+
+def plot_select_k(table: pd.DataFrame) -> bytes:
+    """PNG: stability, TQ, TC, TD (and IP, ARI, NMI when present) against K, mean +- sd over seeds
+    (over seed pairs for stability); the K maximising stability x TQ is marked."""
+    import base64
+
+    from .report import _matplotlib, _png
+
+    _, Figure = _matplotlib()
+    metrics = [m for m in SELECT_K_METRICS if m in table.columns]
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    axes = [fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)]
+    ks = table.index.to_numpy()
+    for metric in metrics:
+        ax = axes[0] if metric in ("stability", "TD", "IP", "ARI", "NMI") else axes[1]
+        ax.errorbar(ks, table[metric], yerr=table[f"{metric}_sd"].fillna(0), marker="o", capsize=3, label=metric)
+    if "marked" in table and table["marked"].any():
+        best = table.index[table["marked"]][0]
+        for ax in axes:
+            ax.axvline(best, color="grey", linestyle="--", linewidth=1)
+        axes[0].set_title(f"dashed: K = {best} maximises stability x TQ", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("K (topics)")
+        ax.set_xticks(ks)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, frameon=False)
+    axes[1].set_title("TC and TQ", fontsize=9)
+    return base64.b64decode(_png(fig))
