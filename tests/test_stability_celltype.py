@@ -164,3 +164,23 @@ def test_evaluate_bootstrap_ari_nmi(runs, pollen):
     assert list(table.index) == ["ARI", "NMI"]
     for key in ("ARI", "NMI"):
         assert table.loc[key, "low"] <= ev.scores[key] <= table.loc[key, "high"]
+
+
+def test_score_cli_shows_bootstrap_intervals(tmp_path, capsys):
+    from topiceval.cli import main
+
+    args = ["score", "--example", "yan_nmf", "--metrics", "td,ip,celltype", "--n-boot", "200", "--seed", "2",
+            "--rare-type-threshold", "0.1", "--out", str(tmp_path / "s.json"), "--details", str(tmp_path / "d")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().startswith("IP "))
+    import json
+
+    saved = json.loads((tmp_path / "s.json").read_text())
+    ci = saved["config"]["info"]["IP"]["ci"]
+    assert f"[{ci['low']:.4f}, {ci['high']:.4f}] 95% CI" in line
+    assert "rare_type_coverage" in out
+    table = pd.read_csv(tmp_path / "d" / "celltype.csv")
+    assert set(table.columns) == {"cell_type", "n_cells", "share", "rare", "best_topic", "auroc", "covered"}
+    assert (tmp_path / "d" / "bootstrap.csv").is_file()
+    assert main(args[:-4] + ["--n-boot", "5"]) == 2  # too few resamples: a clear error

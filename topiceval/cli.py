@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     clustering.add_argument("--cluster-n-neighbors", type=int, default=15, metavar="K", help="kNN graph size, the cell itself included (default 15, as scanpy)")
     clustering.add_argument("--cluster-knn", choices=["auto", "exact", "pynndescent"], default="auto", help="kNN search (default auto: exact up to 100,000 cells)")
     clustering.add_argument("--cluster-weighted", choices=["auto", "yes", "no"], default="auto", help="weight edges by connectivity (default auto: Louvain unweighted, Leiden weighted, as scanpy)")
+    extra = score.add_argument_group("intervals and cell types (issue 18)")
+    extra.add_argument("--n-boot", type=int, default=None, metavar="N", help="bootstrap N resamples of the cells for confidence intervals of IP, ARI and NMI (seeded by --seed; default: none)")
+    extra.add_argument("--ci-level", type=float, default=None, help="confidence level of those intervals (default 0.95)")
+    extra.add_argument("--rare-type-threshold", type=float, default=None, help="--metrics celltype: a type is rare below this share of the cells (default 0.05)")
     score.add_argument("--out", metavar="JSON", help="write the result here (default: print JSON to stdout)")
     score.add_argument("--details", metavar="DIR", help="write the enrichment tables of every tested pair here (ora.csv, gsea.csv)")
     score.set_defaults(func=_cmd_score)
@@ -504,6 +508,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         cluster_knn=args.cluster_knn,
         cluster_weighted={"auto": None, "yes": True, "no": False}[args.cluster_weighted],
         **({} if args.cluster_resolutions is None else {"cluster_resolutions": args.cluster_resolutions}),
+        **{k: v for k, v in (("n_boot", args.n_boot), ("ci_level", args.ci_level),
+                             ("rare_type_threshold", args.rare_type_threshold)) if v is not None},
     )
     if args.details:
         written = result.write_details(args.details)
@@ -595,7 +601,12 @@ def _summary(result) -> str:  # noqa: ANN001 - Evaluation, imported lazily
             f"{coverage['n_covered']}/{coverage['n_genes']} model genes covered"
         )
     width = max(len(k) for k in result.scores.index)
-    lines += [f"  {key:<{width}}  {value:.4f}" for key, value in result.scores.items()]
+    for key, value in result.scores.items():
+        ci = result.info.get(key, {}).get("ci")
+        interval = f"  [{ci['low']:.4f}, {ci['high']:.4f}] {ci['level']:.0%} CI" if ci else ""
+        lines.append(f"  {key:<{width}}  {value:.4f}{interval}")
+    if any(result.info.get(k, {}).get("ci") for k in result.scores.index):
+        lines.append("  (percentile bootstrap over cells; topic and cluster assignments held fixed)")
     return "\n".join(lines)
 
 
