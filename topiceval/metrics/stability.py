@@ -65,7 +65,8 @@ def topic_stability(a: np.ndarray, b: np.ndarray, *, on: str = "topic_gene") -> 
         a, b = a.T, b.T
     if a.shape[1] != b.shape[1]:
         unit = "genes" if on == "topic_gene" else "cells"
-        raise InputError(f"the two runs have {a.shape[1]} and {b.shape[1]} {unit}; they must be the same, in the same order")
+        raise InputError(f"the two runs have {a.shape[1]} and {b.shape[1]} {unit}; they must be the same, "
+                         "in the same order")
     similarity = _unit_rows(a) @ _unit_rows(b).T
     rows, cols = linear_sum_assignment(similarity, maximize=True)
     k_a, k_b = similarity.shape
