@@ -110,3 +110,20 @@ def test_bootstrap_ci_seeded_and_close_to_the_normal_interval():
         stats.bootstrap_ci(_share, [hits], n_boot=5)
     with pytest.raises(InputError):
         stats.bootstrap_ci(_share, [hits, hits[:10]])
+
+
+def test_partition_scores_match_sklearn():
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    rng = np.random.default_rng(1)
+    for n, k, c in ((50, 3, 4), (500, 10, 7), (2000, 2, 12)):
+        labels = rng.integers(0, k, n)
+        clusters = np.where(rng.random(n) < 0.6, labels, rng.integers(0, c, n)) + 5  # any integer ids
+        assert stats.partition_ari(labels, clusters) == pytest.approx(adjusted_rand_score(labels, clusters), abs=1e-12)
+        assert stats.partition_nmi(labels, clusters) == pytest.approx(
+            normalized_mutual_info_score(labels, clusters), abs=1e-12)
+        table = pd.crosstab(clusters, labels)
+        assert stats.partition_purity(clusters, labels) == pytest.approx(table.max(axis=1).sum() / n)
+    one = np.zeros(10, dtype=int)
+    assert stats.partition_ari(one, one) == adjusted_rand_score(one, one)
+    assert stats.partition_nmi(one, np.arange(10)) == normalized_mutual_info_score(one, np.arange(10))

@@ -268,11 +268,13 @@ def _tq(ctx: _Context) -> list[MetricResult]:
 
 
 def _ip(ctx: _Context) -> list[MetricResult]:
+    from topiceval.stats import partition_purity
+
     result = interpretation_purity(ctx.outputs.cell_topic, ctx.labels)
     if ctx.options.n_boot:  # issue 18: bootstrap interval over cells
         labelled = np.array([v is not None for v in ctx.labels], dtype=bool)
         codes = pd.factorize(pd.Series(ctx.labels[labelled]).astype(str), sort=True)[0]
-        _bootstrap(ctx, result, _purity_statistic, ctx.outputs.cell_topic[labelled].argmax(axis=1), codes)
+        _bootstrap(ctx, result, partition_purity, ctx.outputs.cell_topic[labelled].argmax(axis=1), codes)
     return [result]
 
 
@@ -311,14 +313,14 @@ def _clustering(ctx: _Context) -> list[MetricResult]:
     ctx.details["clustering"] = result.sweep
     scores = [dataclasses.replace(r, info={"representation": source, **r.info}) for r in result.results.values()]
     if opts.n_boot:  # issue 18: bootstrap intervals over cells, the best-ARI partition held fixed
-        from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+        from topiceval.stats import partition_ari, partition_nmi
 
         labelled = np.array([v is not None for v in ctx.labels], dtype=bool)
         codes = pd.factorize(pd.Series(ctx.labels[labelled]).astype(str), sort=True)[0]
         column = int(np.argmax(result.sweep["ARI"].to_numpy()))
         clusters = result.memberships[labelled, column]
         for r in scores:
-            statistic = {"ARI": adjusted_rand_score, "NMI": normalized_mutual_info_score}.get(r.name)
+            statistic = {"ARI": partition_ari, "NMI": partition_nmi}.get(r.name)
             if statistic is not None:
                 _bootstrap(ctx, r, statistic, codes, clusters)
     return scores
@@ -343,13 +345,6 @@ def _celltype(ctx: _Context) -> list[MetricResult]:
                                          threshold=ctx.options.rare_type_threshold)
     ctx.details["celltype"] = table
     return [specificity, coverage]
-
-
-def _purity_statistic(assigned: np.ndarray, codes: np.ndarray) -> float:
-    n_codes = int(codes.max()) + 1
-    table = np.bincount(assigned * n_codes + codes, minlength=(int(assigned.max()) + 1) * n_codes)
-    table = table.reshape(-1, n_codes)  # argmax topics x labels
-    return float(table.max(axis=1).sum() / assigned.size)
 
 
 def _bootstrap(ctx: _Context, result: MetricResult, statistic: Callable[..., float], *data: np.ndarray) -> None:

@@ -39,6 +39,9 @@ __all__ = [
     "nemenyi_critical_difference",
     "nemenyi_q",
     "paired_comparisons",
+    "partition_ari",
+    "partition_nmi",
+    "partition_purity",
 ]
 
 #: Columns of :func:`paired_comparisons` (and of a leaderboard's ``comparisons.csv``).
@@ -199,6 +202,62 @@ def friedman_test(values: pd.DataFrame, *, higher_is_better: bool = True, alpha:
 
 
 # --------------------------------------------------------------------------- bootstrap
+# Agreement of two integer partitions from one bincount contingency table. sklearn's scores are the
+# reference (tests compare them); these skip its input checks and sparse table, which dominate a
+# bootstrap of 1000 resamples (sklearn's ARI: about 30 s for 20,000 cells on one core).
+def _codes(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind in "iu" and x.size and 0 <= x.min() and x.max() <= 4 * x.size:
+        return x.astype(np.int64, copy=False)  # empty rows / columns change none of the scores
+    return np.unique(x, return_inverse=True)[1].ravel()
+
+
+def _contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = _codes(a), _codes(b)
+    n_b = int(b.max()) + 1
+    return np.bincount(a * n_b + b, minlength=(int(a.max()) + 1) * n_b).reshape(-1, n_b).astype(float)
+
+
+def partition_purity(topics: np.ndarray, labels: np.ndarray) -> float:
+    """Purity (IP, paper Eq. 5) of integer assignments ``topics`` against integer ``labels``."""
+    table = _contingency(topics, labels)
+    return float(table.max(axis=1).sum() / table.sum())
+
+
+def partition_ari(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Adjusted Rand index (as :func:`sklearn.metrics.adjusted_rand_score`)."""
+    table = _contingency(labels, clusters)
+    n = table.sum()
+    pairs = (table * (table - 1) / 2).sum()
+    rows = (table.sum(axis=1) * (table.sum(axis=1) - 1) / 2).sum()
+    cols = (table.sum(axis=0) * (table.sum(axis=0) - 1) / 2).sum()
+    expected = rows * cols / (n * (n - 1) / 2)
+    denominator = (rows + cols) / 2 - expected
+    if denominator == 0:  # one cluster on both sides, or singletons: sklearn's special cases
+        from sklearn.metrics import adjusted_rand_score
+
+        return float(adjusted_rand_score(labels, clusters))
+    return float((pairs - expected) / denominator)
+
+
+def partition_nmi(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Normalised mutual information, arithmetic normalisation (as
+    :func:`sklearn.metrics.normalized_mutual_info_score`)."""
+    table = _contingency(labels, clusters)
+    n = table.sum()
+    p = table / n
+    pa, pb = p.sum(axis=1), p.sum(axis=0)
+    nz = p > 0
+    mi = float((p[nz] * np.log(p[nz] / np.outer(pa, pb)[nz])).sum())
+    ha = -float((pa[pa > 0] * np.log(pa[pa > 0])).sum())
+    hb = -float((pb[pb > 0] * np.log(pb[pb > 0])).sum())
+    if ha == 0 or hb == 0:  # a single cluster: sklearn's conventions
+        from sklearn.metrics import normalized_mutual_info_score
+
+        return float(normalized_mutual_info_score(labels, clusters))
+    return float(max(mi, 0.0) / ((ha + hb) / 2))
+
+
 def bootstrap_ci(
     statistic: Callable[..., float],
     data: Sequence[np.ndarray],
