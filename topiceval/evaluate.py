@@ -5,7 +5,7 @@ This module only routes: it validates the request, calls the metric functions of
 arithmetic of its own (TQ is computed by :func:`~topiceval.metrics.topic_quality`).
 
 Metrics are registered in :data:`METRICS` by name (``tc``, ``td``, ``tq``, ``ip``, ``ora``,
-``gsea``, ``clustering``, which ``ari`` and ``nmi`` also request); each entry
+``gsea``, ``clustering``, which ``ari`` and ``nmi`` also request, ``celltype``); each entry
 states the inputs it needs and the score keys it produces, so new metric families plug in by
 registering one more :class:`MetricSpec`.
 """
@@ -444,7 +444,8 @@ class Evaluation:
     details
         Long tables of metrics that have them, by name: ``"ora"`` (one row per (topic, set) pair
         sharing a gene, :data:`~topiceval.metrics.ORA_COLUMNS`) and ``"gsea"`` (one row per tested
-        pair, :data:`~topiceval.metrics.GSEA_COLUMNS`).
+        pair, :data:`~topiceval.metrics.GSEA_COLUMNS`), ``"celltype"`` (per cell type: best topic and
+        its AUROC, rare or not) and, with ``n_boot``, ``"bootstrap"`` (interval per score).
     warnings
         Warnings raised while scoring, as text.
     """
@@ -548,7 +549,8 @@ def evaluate(
     **options
         :class:`EvaluationOptions` fields: ``top_n``, ``tc_zero_cooccurrence``, ``td_method``,
         ``seed``, ``ora_*``, ``gsea_*``, ``n_jobs``, ``cluster_method``, ``cluster_resolutions``,
-        ``cluster_n_neighbors``, ``cluster_knn``, ``cluster_weighted``.
+        ``cluster_n_neighbors``, ``cluster_knn``, ``cluster_weighted``, ``rare_type_threshold``,
+        ``n_boot``, ``ci_level``.
 
     Returns
     -------
