@@ -599,7 +599,7 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                                          "n_topics": int(values["n_topics"]), "best": float(values["best"])})
     scores = pd.DataFrame(score_rows, columns=_SCORE_COLUMNS)
     pairs = statistics.stability_pairs(outcomes, cache)  # issue 18: topic stability over seed pairs
-    scores = pd.concat([scores, statistics.stability_score_rows(pairs, scores)], ignore_index=True)
+    scores = statistics.add_stability_rows(scores, pairs)
     return Results(config=config, cells=pd.DataFrame(cell_rows, columns=_CELL_COLUMNS), scores=scores,
                    per_topic=pd.DataFrame(topic_rows) if topic_rows else pd.DataFrame(columns=_TOPIC_COLUMNS),
                    pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS), stability=pairs)

@@ -40,13 +40,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "STABILITY",
+    "add_stability_rows",
     "STABILITY_COLUMNS",
     "comparisons",
     "friedman_overall",
     "plot_critical_difference",
     "report_sections",
     "stability_pairs",
-    "stability_score_rows",
     "stability_summary",
 ]
 
@@ -85,20 +85,20 @@ def stability_pairs(outcomes: Sequence[CellOutcome], cache: Path) -> pd.DataFram
     return pd.DataFrame(rows, columns=STABILITY_COLUMNS)
 
 
-def stability_score_rows(pairs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """``scores.csv`` rows of stability: per (dataset, model, seed, collection) the mean stability
-    of the seed with the other seeds; ``config_sha256`` is that of the cell's scores."""
+def add_stability_rows(scores: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` with the stability rows appended: per (dataset, model, seed, collection) the mean
+    stability of the seed with the other seeds; ``config_sha256`` is that of the cell's scores."""
     if pairs.empty or scores.empty:
-        return scores.iloc[0:0]
+        return scores
     per_seed = pd.concat([pairs.rename(columns={"seed_a": "seed"})[["dataset", "model", "seed", "stability"]],
                           pairs.rename(columns={"seed_b": "seed"})[["dataset", "model", "seed", "stability"]]])
     per_seed = per_seed.groupby(["dataset", "model", "seed"], sort=False)["stability"].mean()
     cells = scores.drop_duplicates(["dataset", "model", "seed", "collection"])[
         ["dataset", "species", "model", "seed", "collection", "config_sha256"]]
     index = pd.MultiIndex.from_frame(cells[["dataset", "model", "seed"]])
-    values = per_seed.reindex(index).to_numpy()
-    rows = cells.assign(metric=STABILITY, value=values)[list(scores.columns)]
-    return rows[np.isfinite(rows["value"].to_numpy(dtype=float))].reset_index(drop=True)
+    rows = cells.assign(metric=STABILITY, value=per_seed.reindex(index).to_numpy())[list(scores.columns)]
+    rows = rows[np.isfinite(rows["value"].to_numpy(dtype=float))]
+    return pd.concat([scores, rows], ignore_index=True) if len(rows) else scores
 
 
 def stability_summary(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
