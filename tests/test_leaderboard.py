@@ -245,7 +245,7 @@ def test_scores_are_those_of_the_registry_trainer_and_evaluate(backend_results, 
                             cluster_resolutions=(0.3, 0.6, 1.0))
     scores = backend_results["sequential"].scores
     got = scores[(scores["model"] == "nmf") & (scores["seed"] == 1) & (scores["collection"] == "hallmark")]
-    got = got.set_index("metric")["value"]
+    got = got[got["metric"] != "stability"].set_index("metric")["value"]  # stability: test_stability_...
     assert list(got.index) == list(expected.scores.index)
     np.testing.assert_array_equal(got.to_numpy(), expected.scores.to_numpy())
 
@@ -361,6 +361,102 @@ def test_ranking_is_the_mean_rank_over_the_rank_metrics(backend_results):
     assert report.format_value(0.12345, 0.01) == "0.123 ± 0.010"
     assert report.format_value(362.0, np.nan) == "362"
     assert report.format_value(np.nan) == "–"
+
+
+# --------------------------------------------------------------------------- statistics (issue 18)
+def test_stability_over_seed_pairs(backend_results):
+    """Stability of the two seeds' topics, against a brute-force matching of sklearn cosines."""
+    import itertools
+
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    from topiceval.io import read_outputs_h5ad
+
+    results = backend_results["sequential"]
+    cells = results.cells.set_index(["model", "seed"])
+    pairs = results.stability.set_index(["dataset", "model"])
+    summary = results.summary().set_index(["dataset", "collection", "model", "metric"])
+    for model in ("nmf", "lda"):
+        a, b = (read_outputs_h5ad(backend_results["cache"] / "runs" / cells.loc[(model, s), "train_key"]
+                                  / "outputs.h5ad").topic_gene for s in (0, 1))
+        sim = cosine_similarity(a, b)
+        best = max(np.mean(sim[np.arange(4), list(p)]) for p in itertools.permutations(range(4)))
+        row = pairs.loc[("tiny", model)]
+        assert (row["seed_a"], row["seed_b"], row["n_matched"]) == (0, 1, 4)
+        assert row["stability"] == pytest.approx(best, rel=1e-12)
+        for collection in ("hallmark", "reactome"):
+            stats = summary.loc[("tiny", collection, model, "stability")]
+            assert stats["mean"] == pytest.approx(best, rel=1e-12) and stats["n"] == 1 and np.isnan(stats["sd"])
+            per_seed = results.scores.query("model == @model and metric == 'stability' and collection == @collection")
+            np.testing.assert_allclose(per_seed["value"], [best, best], rtol=1e-12)
+
+
+def test_comparisons_csv_is_wilcoxon_over_dataset_seed_pairs(backend_results, tmp_path):
+    from scipy.stats import wilcoxon
+
+    results = backend_results["sequential"]
+    results.write(tmp_path)
+    table = pd.read_csv(tmp_path / "comparisons.csv")
+    assert list(table.columns) == ["metric", "model_a", "model_b", "n", "mean_diff", "statistic", "pvalue",
+                                   "pvalue_holm"]
+    # hallmark comes first: its metrics keep their names; reactome's TC and TQ are suffixed; TD, IP, ... once
+    assert {"TC", "TQ", "TD", "IP", "ARI", "TC@reactome", "TQ@reactome"} <= set(table["metric"])
+    assert "TD@reactome" not in set(table["metric"]) and "stability" not in set(table["metric"])
+    scores = results.scores.query("collection == 'hallmark' and metric == 'TC'")
+    wide = scores.pivot(index="seed", columns="model", values="value")
+    diff = (wide["nmf"] - wide["lda"]).to_numpy()
+    row = table[table["metric"] == "TC"].iloc[0]
+    assert (row["model_a"], row["model_b"], row["n"]) == ("nmf", "lda", 2)
+    assert row["mean_diff"] == pytest.approx(diff.mean(), rel=1e-9)
+    expected = wilcoxon(diff)
+    assert row["statistic"] == pytest.approx(expected.statistic)
+    assert row["pvalue"] == pytest.approx(expected.pvalue)
+    assert row["pvalue_holm"] == pytest.approx(expected.pvalue)  # one pair of models: nothing to adjust
+
+
+def _hand_results() -> runner.Results:
+    """Hand-built scores: 3 models on 4 datasets x 2 seeds; 'a' > 'b' > 'c' on most datasets."""
+    rows = []
+    values = {"d1": (0.9, 0.5, 0.1), "d2": (0.8, 0.2, 0.4), "d3": (0.5, 0.7, 0.3), "d4": (0.6, 0.4, 0.2)}
+    for dataset, triple in values.items():
+        for seed in (0, 1):
+            for model, value in zip("abc", triple, strict=True):
+                for metric, offset in (("TQ", 0.0), ("IP", 0.01 * seed)):
+                    rows.append({"dataset": dataset, "species": "human", "model": model, "seed": seed,
+                                 "collection": "c2", "metric": metric, "value": value + offset,
+                                 "config_sha256": "x"})
+    config = {"name": "hand", "seeds": [0, 1], "models": [{"name": m} for m in "abc"],
+              "datasets": [{"name": d} for d in values], "collections": [{"name": "c2", "metrics": ["tq", "ip"]}],
+              "rank_by": ["TQ", "IP"]}
+    return runner.Results(config=config, cells=pd.DataFrame(columns=runner._CELL_COLUMNS),
+                          scores=pd.DataFrame(rows), per_topic=pd.DataFrame(columns=runner._TOPIC_COLUMNS),
+                          pathways=pd.DataFrame(columns=runner._PATHWAY_COLUMNS))
+
+
+def test_report_renders_friedman_cd_and_statements(tmp_path):
+    from scipy.stats import friedmanchisquare
+
+    from topiceval.leaderboard import statistics
+
+    results = _hand_results()
+    result, ranks = statistics.friedman_overall(results, "c2")
+    # per-dataset ranks of the overall ranking: a 1,1,2,1 / b 2,3,1,2 / c 3,2,3,3 (TQ and IP agree)
+    np.testing.assert_allclose(ranks.loc[["d1", "d2", "d3", "d4"], "a"], [1, 1, 2, 1])
+    assert result.statistic == pytest.approx(friedmanchisquare(*(-ranks[c] for c in ranks.columns)).statistic)
+    assert result.statistic == pytest.approx(4.5)
+    paths = report.write_report(results, tmp_path)
+    markdown = paths["markdown"].read_text()
+    assert "## Statistical comparison" in markdown and "## Topic stability" in markdown
+    assert "Friedman chi-square = 4.5, p = 0.11 over 4 datasets" in markdown
+    assert "| TQ | a beats c | 8 | 0.45 |" in markdown  # (0.8 + 0.4 + 0.2 + 0.4) / 4
+    page = _Page()
+    page.feed(paths["html"].read_text())
+    assert any(i["alt"] == "Critical-difference diagram (c2)" for i in page.images)
+    statements = next(t for t in page.tables if t["class"] == "comparisons")
+    table = pd.read_csv(tmp_path / "comparisons.csv")
+    a_c = table[(table["metric"] == "TQ") & (table["model_a"] == "a") & (table["model_b"] == "c")].iloc[0]
+    row = next(r for r in statements["rows"] if r[:2] == ["TQ", "a beats c"])
+    assert row[4] == statistics._p(a_c["pvalue"]) and row[5] == statistics._p(a_c["pvalue_holm"])
 
 
 # --------------------------------------------------------------------------- CLI

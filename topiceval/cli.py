@@ -163,7 +163,82 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
     _add_gene_sets_parser(sub)
     _add_leaderboard_parsers(sub)
+    _add_select_k_parser(sub)
     return parser
+
+
+# --------------------------------------------------------------------------- select-k (issue 18)
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def _add_select_k_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "select-k",
+        help="train a model for several K and seeds; tabulate topic stability, TC, TD, TQ, IP, ARI, NMI per K",
+        description="Train MODEL for every K and seed through the leaderboard runner (cached, resumable, "
+        "parallel over seeds), then print per K the topic stability over seed pairs (Hungarian matching "
+        "of topic-gene cosines), TC, TD, TQ, IP, ARI and NMI (mean +- sd), and draw them against K. The K "
+        "that maximises mean stability x mean TQ is marked: that is the only rule applied, not a "
+        "recommendation; read the curves.",
+        epilog="Example: topiceval select-k --data pollen --model nmf --topics 5,10,20 --seeds 0,1,2 --out selk",
+    )
+    parser.add_argument("--data", required=True, metavar="H5AD", help="expression file (counts unless --values) or a registered dataset name")
+    parser.add_argument("--model", required=True, help="registered model name (topiceval train --list)")
+    parser.add_argument("--topics", required=True, type=_int_list, metavar="K,K,...", help="numbers of topics, e.g. 10,20,50,100")
+    parser.add_argument("--seeds", type=_int_list, default=[0, 1, 2], metavar="S,S,...", help="seeds (at least two; default 0,1,2)")
+    parser.add_argument("--label-key", help="obs column of the cell types (needed for a data file)")
+    parser.add_argument("--species", choices=["human", "mouse"], help="species of the data file's genes (needed for a data file)")
+    parser.add_argument("--values", choices=["counts", "log_expression"], help="what the data file holds (default counts)")
+    parser.add_argument("--gene-sets", default="hallmark", help="collection for TC / TQ (default hallmark)")
+    parser.add_argument("--no-clustering", action="store_true", help="skip ARI / NMI (the Louvain sweep)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the model's)")
+    parser.add_argument("--n-top-genes", type=int, default=5000, help="highly variable genes kept from counts (default 5000)")
+    parser.add_argument("--cache", metavar="DIR", help="cache folder (default: $TOPICEVAL_CACHE/leaderboard or the user cache)")
+    parser.add_argument("--backend", choices=["joblib", "dask", "sequential"], default="joblib", help="how cells run (default joblib)")
+    parser.add_argument("--n-jobs", type=int, default=1, help="parallel cells (default 1)")
+    parser.add_argument("--out", metavar="DIR", help="write select_k.csv and select_k.png here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_cmd_select_k)
+
+
+def _cmd_select_k(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from topiceval.io import atomic_path
+    from topiceval.leaderboard import statistics
+    from topiceval.leaderboard.report import format_value, text_table
+
+    metrics = ["tc", "td", "tq", "ip"] + ([] if args.no_clustering else ["clustering"])
+    table = statistics.select_k(args.data, args.model, args.topics, args.seeds, label_key=args.label_key,
+                                species=args.species, values=args.values, gene_sets=args.gene_sets,
+                                metrics=metrics, epochs=args.epochs, n_top_genes=args.n_top_genes,
+                                cache=args.cache, backend=args.backend, n_jobs=args.n_jobs,
+                                progress=not args.no_progress)
+    shown = [m for m in statistics.SELECT_K_METRICS if m in table.columns]
+    header = ["K", *shown, "stability x TQ", ""]
+    rows = [[str(k), *[format_value(r[m], r[f"{m}_sd"]) for m in shown], format_value(r.get("stability_x_TQ")),
+             "<- max stability x TQ" if r.get("marked") else ""] for k, r in table.iterrows()]
+    print(text_table(header, rows))
+    print("\nstability: mean +- sd over seed pairs; other columns: mean +- sd over seeds. The marked K maximises "
+          "mean stability x mean TQ (the only rule applied); read the curves before choosing.")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "select_k.csv", suffix=".csv") as tmp:
+            table.to_csv(tmp, float_format="%.10g")
+        png = statistics.plot_select_k(table)
+        with atomic_path(out / "select_k.png", suffix=".png") as tmp:
+            Path(tmp).write_bytes(png)
+        from topiceval.leaderboard.runner import readable
+
+        for name in ("select_k.csv", "select_k.png"):
+            readable(out / name)
+        print(f"wrote {out / 'select_k.csv'} and {out / 'select_k.png'}")
+    return 0
 
 
 def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
@@ -542,7 +617,12 @@ def _summary(result) -> str:  # noqa: ANN001 - Evaluation, imported lazily
             f"{coverage['n_covered']}/{coverage['n_genes']} model genes covered"
         )
     width = max(len(k) for k in result.scores.index)
-    lines += [f"  {key:<{width}}  {value:.4f}" for key, value in result.scores.items()]
+    for key, value in result.scores.items():
+        ci = result.info.get(key, {}).get("ci")
+        interval = f"  [{ci['low']:.4f}, {ci['high']:.4f}] {ci['level']:.0%} CI" if ci else ""
+        lines.append(f"  {key:<{width}}  {value:.4f}{interval}")
+    if any(result.info.get(k, {}).get("ci") for k in result.scores.index):
+        lines.append("  (percentile bootstrap over cells; topic and cluster assignments held fixed)")
     return "\n".join(lines)
 
 

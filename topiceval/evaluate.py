@@ -146,8 +146,10 @@ class Evaluation:
         Per-metric facts (missing genes, pair counts, ...).
     details
         Long tables of metrics that have them, by name: ``"ora"`` (one row per (topic, set) pair
-        sharing a gene, :data:`~topiceval.metrics.ORA_COLUMNS`) and ``"gsea"`` (one row per tested
-        pair, :data:`~topiceval.metrics.GSEA_COLUMNS`).
+        sharing a gene, :data:`~topiceval.metrics.ORA_COLUMNS`), ``"gsea"`` (one row per tested
+        pair, :data:`~topiceval.metrics.GSEA_COLUMNS`), ``"clustering"`` (the resolution sweep),
+        ``"celltype"`` (per cell type: best topic, its AUROC, rare or not) and, with ``n_boot``,
+        ``"bootstrap"`` (one interval per score that has one).
     warnings
         Warnings raised while scoring, as text.
     """
@@ -250,7 +252,7 @@ class Evaluation:
                    [str(w) for w in stored.get("warnings", [])])
 
 
-_DETAIL_NAMES = tuple(family.detail for family in FAMILIES if family.detail)
+_DETAIL_NAMES = (*(family.detail for family in FAMILIES if family.detail), "bootstrap")
 
 
 def _score_order() -> list[str]:
@@ -437,6 +439,10 @@ def evaluate(
     info = {str(key): result.info_for(str(key)) for _, result in results for key in result.scores.index}
     details = {METRICS[metric].detail: result.table for metric, result in results
                if METRICS[metric].detail and result.table is not None}
+    intervals = [{"metric": key, "value": scores[key], **{k: facts["ci"][k] for k in ("low", "high", "level", "n_boot")}}
+                 for key, facts in info.items() if facts.get("ci")]
+    if intervals:  # bootstrap intervals (n_boot), one row per score that has one
+        details["bootstrap"] = pd.DataFrame(intervals)
     per_topic = _per_topic_table(outputs, inputs, opts.top_n, results)
     config = _config(outputs, order, opts, collection, coverage, label_values, skipped)
     return Evaluation(scores, per_topic, config, info, details, messages)
@@ -455,16 +461,18 @@ _GENE_SET_HASH_KEYS = ("content_sha256", "case", "filters", "species_match")
 def _per_topic_table(outputs: TopicOutputs, inputs: ScoringInput, top_n: int,
                      results: list[tuple[str, MetricResult]]) -> pd.DataFrame:
     """One row per topic: top genes, then each family's per-topic columns (a column named like a
-    score key keeps its name, others get the family's first key as prefix: ``TD_exclusive_share``)."""
+    score key keeps its name, and so does one already prefixed with the family's name
+    (``celltype_best_type``); others get the family's first key as prefix: ``TD_exclusive_share``)."""
     n_topics = outputs.n_topics or 0
     table = pd.DataFrame(index=pd.RangeIndex(n_topics, name="topic"))
     if outputs.topic_gene is not None:
         table["top_genes"] = [list(outputs.gene_names[row]) for row in inputs.top_genes(top_n)]
-    for _, result in results:
+    for metric, result in results:
         if result.per_topic is None:
             continue
         for column in result.per_topic.columns:
-            label = column if column in result.scores.index else f"{result.name}_{column}"
+            label = column if column in result.scores.index or column.startswith(f"{metric}_") \
+                else f"{result.name}_{column}"
             table[label] = result.per_topic[column].to_numpy()
     return table
 

@@ -34,6 +34,7 @@ from topiceval.errors import TopicEvalError
 from topiceval.io import atomic_write
 from topiceval.metrics.registry import main_keys, score_keys
 
+from . import statistics
 from .config import RANK_BY
 from .runner import Results, readable
 
@@ -780,6 +781,9 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
                     htm.append(f"<h3>{html.escape(label)}</h3><div class=\"plot\"><img alt=\"{html.escape(label)}\" "
                                f"src=\"data:image/png;base64,{image}\"></div>" + _pathway_names_html(results, dataset, collection))
 
+    stats_md, stats_html = statistics.report_sections(results, plots=plots)  # issue 18
+    md += stats_md
+    htm += stats_html
     htm.append("<h2>Top genes per topic</h2>" + _top_genes_html(results, max_topics))
 
     header, rows = _skipped_rows(results)

@@ -46,6 +46,7 @@ from topiceval.errors import InputError, TopicEvalError
 from topiceval.io import atomic_path, make_temp_dir, write_json
 from topiceval.metrics.registry import METRICS, canonical_metric
 
+from . import statistics
 from .config import (
     CollectionSpec,
     DatasetSpec,
@@ -472,6 +473,9 @@ class Results:
     pathways
         The most often enriched pathways of each (dataset, model, seed, collection, method): ``term,
         n_topics, best`` (smallest adjusted p / FDR).
+    stability
+        Topic stability of every pair of seeds: ``dataset, model, seed_a, seed_b, stability,
+        n_matched`` (:mod:`topiceval.leaderboard.statistics`; empty with fewer than two seeds).
     """
 
     config: dict[str, Any]
@@ -479,8 +483,10 @@ class Results:
     scores: pd.DataFrame
     per_topic: pd.DataFrame
     pathways: pd.DataFrame
+    stability: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=statistics.STABILITY_COLUMNS))
 
-    FILES = ("scores.csv", "summary.csv", "cells.csv", "per_topic.csv", "pathways.csv", "results.json")
+    FILES = ("scores.csv", "summary.csv", "cells.csv", "per_topic.csv", "pathways.csv", "comparisons.csv",
+             "stability.csv", "results.json")
 
     def summary(self) -> pd.DataFrame:
         """Mean, sample sd and number of seeds of every (dataset, collection, model, metric)."""
@@ -489,7 +495,7 @@ class Results:
         grouped = self.scores.groupby(["dataset", "collection", "model", "metric"], sort=False)["value"]
         out = grouped.agg(mean="mean", sd=lambda v: v.std(ddof=1) if v.notna().sum() > 1 else np.nan,
                           n=lambda v: int(v.notna().sum()))
-        return out.reset_index()
+        return statistics.stability_summary(out.reset_index(), self.stability)
 
     def baseline_entries(self) -> list[dict[str, Any]]:
         """One regression-baseline entry per (dataset, model, seed, collection)."""
@@ -510,7 +516,8 @@ class Results:
         written = []
         for name, table in (("scores.csv", self.scores), ("summary.csv", self.summary()),
                             ("cells.csv", self.cells), ("per_topic.csv", self.per_topic),
-                            ("pathways.csv", self.pathways)):
+                            ("pathways.csv", self.pathways), ("comparisons.csv", statistics.comparisons(self)),
+                            ("stability.csv", self.stability)):
             path = target / name
             with atomic_path(path, suffix=".csv") as tmp:
                 table.to_csv(tmp, index=False, float_format="%.10g")
@@ -544,9 +551,11 @@ class Results:
             frame = pd.read_csv(file, keep_default_na=True)
             return frame if len(frame.columns) else pd.DataFrame(columns=columns)
 
+        stability = (table("stability.csv", statistics.STABILITY_COLUMNS) if (target / "stability.csv").is_file()
+                     else pd.DataFrame(columns=statistics.STABILITY_COLUMNS))
         return cls(config=data["config"], cells=table("cells.csv", _CELL_COLUMNS),
                    scores=table("scores.csv", _SCORE_COLUMNS), per_topic=table("per_topic.csv", _TOPIC_COLUMNS),
-                   pathways=table("pathways.csv", _PATHWAY_COLUMNS))
+                   pathways=table("pathways.csv", _PATHWAY_COLUMNS), stability=stability)
 
 
 def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequence[CellOutcome],
@@ -601,10 +610,12 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                     pathway_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed,
                                          "collection": collection, "method": method.upper(), "term": term,
                                          "n_topics": int(values["n_topics"]), "best": float(values["best"])})
-    return Results(config=config, cells=pd.DataFrame(cell_rows, columns=_CELL_COLUMNS),
-                   scores=pd.DataFrame(score_rows, columns=_SCORE_COLUMNS),
+    scores = pd.DataFrame(score_rows, columns=_SCORE_COLUMNS)
+    pairs = statistics.stability_pairs(outcomes, cache)  # issue 18: topic stability over seed pairs
+    scores = statistics.add_stability_rows(scores, pairs)
+    return Results(config=config, cells=pd.DataFrame(cell_rows, columns=_CELL_COLUMNS), scores=scores,
                    per_topic=pd.DataFrame(topic_rows) if topic_rows else pd.DataFrame(columns=_TOPIC_COLUMNS),
-                   pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS))
+                   pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS), stability=pairs)
 
 
 _CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "cpu_s", "wall_s",
