@@ -420,6 +420,7 @@ def evaluate(
         coverage = None
         if collection is not None:
             coverage = collection.coverage(outputs.gene_names)
+            _warn_if_prior(outputs, collection)
         inputs = ScoringInput(outputs.topic_gene, outputs.gene_names, outputs.cell_topic,
                               outputs.cell_embedding, label_values, collection)
         results: list[tuple[str, MetricResult]] = []
@@ -446,6 +447,20 @@ def evaluate(
     per_topic = _per_topic_table(outputs, inputs, opts.top_n, results)
     config = _config(outputs, order, opts, collection, coverage, label_values, skipped)
     return Evaluation(scores, per_topic, config, info, details, messages)
+
+
+def _warn_if_prior(outputs: TopicOutputs, collection: GeneSets) -> None:
+    """Warn when the gene sets are the collection the model was trained on as a prior (Spectra
+    records it in ``metadata["prior_gene_sets"]``): TC, ORA and GSEA on it measure the prior."""
+    prior = (outputs.metadata or {}).get("prior_gene_sets")
+    if not isinstance(prior, Mapping):
+        return
+    ours = {value for key in ("sha256", "content_sha256") if (value := collection.config().get(key))}
+    theirs = {value for key in ("sha256", "content_sha256") if (value := prior.get(key))}
+    if ours & theirs:
+        warnings.warn(f"{outputs.name}: these gene sets are the prior the model was trained on "
+                      f"({prior.get('source') or prior.get('name') or 'same sha256'}); scores computed on them "
+                      "(TC, TQ, ORA, GSEA) are circular", UserWarning, stacklevel=3)
 
 
 def _is_anndata(obj: Any) -> bool:
