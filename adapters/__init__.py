@@ -12,6 +12,8 @@ module         model                                           extra
 ``scetm``      scETM, PyPI ``scETM==0.5.0``                    ``pip install "topiceval[scetm]"``
 ``ldvae``      LDVAE, scvi-tools ``LinearSCVI``                ``pip install "topiceval[ldvae]"``
 ``dscigm``     d-scIGM, :mod:`topiceval.models.dscigm`         ``pip install "topiceval[dscigm]"``
+``cnmf``       cNMF, PyPI ``cnmf`` (and finished cNMF runs)    ``pip install "topiceval[cnmf]"``
+``spectra``    Spectra, PyPI ``scspectra`` (gene-set prior)    ``pip install "topiceval[spectra]"``
 =============  ==============================================  =================================
 
 :class:`PrecomputedAdapter` wraps outputs computed elsewhere (CSV / .npy / .h5ad or an AnnData).

@@ -28,6 +28,8 @@ __all__ = [
     "MissingExtraError",
     "ModelInput",
     "check_positive_int",
+    "holds_counts",
+    "resolve_progress",
     "default_threads",
     "gene_names",
     "global_seed",
@@ -136,13 +138,17 @@ def model_input(
     if adata.n_obs < 2 or adata.n_vars < 2:
         raise InputError(f"model {model!r} needs at least 2 cells and 2 genes, got {adata.shape}")
     name = default if layer is None else (None if layer == "X" else layer)
+    if layer is None and name == COUNTS_LAYER and name not in adata.layers and holds_counts(adata.X):
+        name = None  # the most common file: raw counts in X and no layers
     if name is None:
         matrix, source = adata.X, "X"
     else:
         if name not in adata.layers:
             hint = (
-                " (run topiceval.datasets.preprocess, which keeps the raw counts there, or name the "
-                "layer that holds them)"
+                " and X does not hold counts (non-integer or negative values); name the layer that "
+                "holds them (--layer NAME; layer=NAME in Python), preprocess raw counts in X "
+                "(--preprocess N_GENES; topiceval.datasets.preprocess), or train on X as it is "
+                "(--layer X)"
                 if name == COUNTS_LAYER
                 else ""
             )
@@ -181,6 +187,28 @@ def model_input(
             "(topiceval.datasets.preprocess does)"
         )
     return ModelInput(matrix, source, name, integer)
+
+
+def holds_counts(matrix: Any) -> bool:
+    """Whether ``matrix`` (dense or sparse) looks like raw counts: finite, non-negative whole
+    numbers, not all zero or one."""
+    if matrix is None:
+        return False
+    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
+    if values.size == 0 or not np.issubdtype(values.dtype, np.number):
+        return False
+    if not np.all(np.isfinite(values)) or values.min() < 0:
+        return False
+    return bool(np.all(values == np.floor(values)) and values.max() > 1)
+
+
+def resolve_progress(options: Mapping[str, Any], given: Mapping[str, Any], progress: bool | None,
+                     key: str = "progress") -> Any:
+    """The progress setting: the model option when the user set it (``--set progress=...``),
+    else the common ``TrainParams.progress`` when not ``None``, else the option's default."""
+    if key in given or progress is None:
+        return options[key]
+    return bool(progress)
 
 
 def warn_if_not_counts(data: ModelInput, model: str) -> None:

@@ -50,6 +50,7 @@ from topiceval.adapters._common import (
     model_input,
     normalize_rows,
     parse_options,
+    resolve_progress,
     torch_threads,
 )
 from topiceval.adapters.registry import TrainParams, TrainResult
@@ -166,7 +167,8 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     training = TrainingOptions(
         epochs=epochs, batch_size=check_positive_int(options["batch_size"], "batch_size"),
         lr=float(options["lr"]), weight_decay=float(options["weight_decay"]),
-        clip_norm=float(options["clip_norm"]), progress=options["progress"],
+        clip_norm=float(options["clip_norm"]),
+        progress=resolve_progress(options, params.options, params.progress),
     )
     started = time.perf_counter()
     with torch_threads(options["threads"]):

@@ -13,12 +13,14 @@ Outputs (normalisation):
   to 1);
 * no ``cell_embedding`` (clustering uses ``cell_topic``).
 
-Input: ``layers["counts"]`` unless ``layer`` is given. LDA models integer counts; non-integer
-input (``layer="X"``) is accepted with a warning.
+Input: ``layers["counts"]`` unless ``layer`` is given; without that layer, ``X`` when it holds raw
+counts. LDA models integer counts; non-integer input (``layer="X"``) is accepted with a warning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ from topiceval.adapters._common import (
     model_input,
     normalize_rows,
     parse_options,
+    resolve_progress,
     warn_if_not_counts,
 )
 from topiceval.adapters.registry import TrainParams, TrainResult
@@ -56,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "evaluate_every": -1,
     "mean_change_tol": 1e-3,
     "max_doc_update_iter": 100,
+    # One line per pass on stderr (scikit-learn's ``verbose``); ``TrainParams.progress`` sets it
+    # when not given. Changes no number.
+    "progress": False,
 }
 
 
@@ -79,6 +85,8 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     from sklearn.decomposition import LatentDirichletAllocation
 
     options = parse_options(params.options, DEFAULTS, "lda")
+    progress = bool(resolve_progress(options, params.options, params.progress))
+    options.pop("progress")
     for key in ("doc_topic_prior", "topic_word_prior"):
         if isinstance(options[key], str):
             try:
@@ -92,12 +100,14 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     warn_if_not_counts(data, "lda")
     try:
         model = LatentDirichletAllocation(n_components=n_topics, max_iter=max_iter,
-                                          random_state=params.seed, n_jobs=1, **options)
+                                          random_state=params.seed, n_jobs=1, verbose=int(progress),
+                                          **options)
     except TypeError as exc:
         raise InputError(f"lda: {exc}") from None
     started = time.perf_counter()
     try:
-        theta = model.fit_transform(data.matrix)
+        with contextlib.redirect_stdout(sys.stderr) if progress else contextlib.nullcontext():
+            theta = model.fit_transform(data.matrix)
     except ValueError as exc:
         raise InputError(f"lda: {exc}") from None
     outputs = TopicOutputs(

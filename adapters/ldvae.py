@@ -43,6 +43,7 @@ from topiceval.adapters._common import (
     import_extra,
     model_input,
     parse_options,
+    resolve_progress,
     quiet_loggers,
     torch_threads,
     warn_if_not_counts,
@@ -115,6 +116,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     import scipy.sparse as sp
 
     options = parse_options(params.options, DEFAULTS, "ldvae")
+    options["progress"] = bool(resolve_progress(options, params.options, params.progress))
     n_topics = check_positive_int(params.n_topics or DEFAULT_TOPICS, "n_topics", 2)
     epochs = check_positive_int(params.epochs or DEFAULT_EPOCHS, "epochs")
     data = model_input(adata, params.layer, default=COUNTS_LAYER, model="ldvae")

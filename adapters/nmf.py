@@ -16,11 +16,14 @@ Outputs (normalisation):
 * no ``cell_embedding`` (clustering uses ``cell_topic``).
 
 Input: ``layers["counts"]`` (what :func:`topiceval.datasets.preprocess` keeps) unless ``layer``
-is given; any non-negative matrix works (``layer="X"`` factorises the log-normalised values).
+is given; without that layer, ``X`` when it holds raw counts (a counts file as it comes). Any
+non-negative matrix works (``layer="X"`` factorises the log-normalised values).
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -33,6 +36,7 @@ from topiceval.adapters._common import (
     model_input,
     normalize_rows,
     parse_options,
+    resolve_progress,
 )
 from topiceval.adapters.registry import TrainParams, TrainResult
 
@@ -56,6 +60,9 @@ DEFAULTS: dict[str, Any] = {
     "alpha_W": 0.0,
     "alpha_H": "same",
     "l1_ratio": 0.0,
+    # Print the solver's progress (scikit-learn's ``verbose``: every 10 iterations) on stderr;
+    # ``TrainParams.progress`` sets it when not given. Changes no number.
+    "progress": False,
 }
 
 
@@ -80,6 +87,8 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     from sklearn.decomposition import NMF
 
     options = parse_options(params.options, DEFAULTS, "nmf")
+    progress = bool(resolve_progress(options, params.options, params.progress))
+    options.pop("progress")
     n_topics = check_positive_int(params.n_topics or DEFAULT_TOPICS, "n_topics", 2)
     max_iter = check_positive_int(params.epochs or DEFAULT_EPOCHS, "epochs")
     data = model_input(adata, params.layer, default=COUNTS_LAYER, model="nmf",
@@ -87,14 +96,17 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     if n_topics > min(adata.shape):
         raise InputError(f"nmf: n_topics = {n_topics} exceeds min(n_cells, n_genes) = {min(adata.shape)}")
     try:
-        model = NMF(n_components=n_topics, max_iter=max_iter, random_state=params.seed, **options)
+        model = NMF(n_components=n_topics, max_iter=max_iter, random_state=params.seed,
+                    verbose=int(progress), **options)
     except TypeError as exc:
         raise InputError(f"nmf: {exc}") from None
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            W = model.fit_transform(data.matrix)
+            # scikit-learn prints its progress lines on stdout: keep stdout for results
+            with contextlib.redirect_stdout(sys.stderr) if progress else contextlib.nullcontext():
+                W = model.fit_transform(data.matrix)
         except ValueError as exc:
             raise InputError(f"nmf: {exc}") from None
     for warning in caught:  # keep the convergence warning, say which model it is about

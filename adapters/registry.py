@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from topiceval.errors import InputError, TopicEvalError
-from topiceval.io import write_json, write_outputs_h5ad
+from topiceval.io import make_temp_dir, write_json, write_outputs_h5ad
 from topiceval.protocol import TopicOutputs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,6 +87,9 @@ class TrainParams:
         kept in ``config.json``. ``None``: the data are used as they are.
     options
         Model-specific hyperparameters (``--set KEY=VALUE`` on the command line).
+    progress
+        Show the model's progress (bar or periodic lines, on stderr); ``None``: the model's own
+        default. An explicit ``progress`` option wins. Changes no number.
     """
 
     n_topics: int | None = None
@@ -97,6 +100,7 @@ class TrainParams:
     label_key: str | None = None
     n_top_genes: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    progress: bool | None = None
 
 
 @dataclass
@@ -140,6 +144,10 @@ class ModelEntry:
         Modules that must be importable (checked before importing the trainer).
     description
         One line for ``topiceval train --list``.
+    input
+        What the model trains on when no layer is named: ``"counts"`` (``layers["counts"]``, else
+        ``X`` when it holds raw counts), ``"log"`` (log-normalised ``X``; raw counts in ``X`` are
+        first put through the paper's preprocessing) or ``"any"`` (``X`` as it is).
     """
 
     name: str
@@ -147,6 +155,7 @@ class ModelEntry:
     extra: str | None
     requires: tuple[str, ...]
     description: str
+    input: str = "any"
 
     def missing(self) -> list[str]:
         """The required modules that cannot be imported here."""
@@ -170,6 +179,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         extra="sce2tm",
         requires=("torch",),
         description="scE2TM (Chen et al.): embedded topic model with cross-view distillation and ECR; PyTorch",
+        input="log",
     ),
     ModelEntry(
         name="nmf",
@@ -177,6 +187,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         extra=None,
         requires=("sklearn",),
         description="NMF (scikit-learn, KL divergence) on counts: fast, deterministic baseline",
+        input="counts",
     ),
     ModelEntry(
         name="lda",
@@ -184,6 +195,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         extra=None,
         requires=("sklearn",),
         description="Latent Dirichlet allocation (scikit-learn, batch variational Bayes) on counts",
+        input="counts",
     ),
     ModelEntry(
         name="scetm",
@@ -191,6 +203,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         extra="scetm",
         requires=("torch", "scETM", "tensorboard"),
         description="scETM (Zhao et al.): embedded topic model, PyPI scETM 0.5.0",
+        input="counts",
     ),
     ModelEntry(
         name="ldvae",
@@ -198,6 +211,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         extra="ldvae",
         requires=("torch", "scvi"),
         description="LDVAE (Svensson et al.): scvi-tools LinearSCVI; topics = signed linear loadings",
+        input="counts",
     ),
     ModelEntry(
         name="dscigm",
@@ -205,6 +219,21 @@ BUILTIN: tuple[ModelEntry, ...] = (
         extra="dscigm",
         requires=("torch",),
         description="d-scIGM: deep Weibull topic model, sawtooth decoder (topiceval's PyTorch code)",
+        input="log",
+    ),
+    ModelEntry(
+        name="cnmf",
+        target="topiceval.adapters.cnmf:train",
+        extra="cnmf",
+        requires=("cnmf",),
+        description="cNMF (Kotliar et al.): consensus NMF over replicates, PyPI cnmf; topics = gene spectra scores",
+    ),
+    ModelEntry(
+        name="spectra",
+        target="topiceval.adapters.spectra:train",
+        extra="spectra",
+        requires=("torch", "Spectra"),
+        description="Spectra (Kunes et al.): gene programs guided by a gene-set prior, PyPI scspectra",
     ),
 )
 
@@ -231,8 +260,13 @@ def available() -> list[ModelEntry]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
+#: Distributions whose name differs from the module a model requires.
+_DISTRIBUTIONS = {"sklearn": "scikit-learn", "scvi": "scvi-tools", "Spectra": "scspectra"}
+
+
 def _versions(entry: ModelEntry) -> dict[str, str]:
-    names = ["topiceval", "numpy", "scipy", "anndata", "scikit-learn", *entry.requires]
+    names = ["topiceval", "numpy", "scipy", "anndata", "scikit-learn",
+             *(_DISTRIBUTIONS.get(m, m) for m in entry.requires)]
     out = {"python": platform.python_version()}
     for name in names:
         try:
@@ -242,8 +276,49 @@ def _versions(entry: ModelEntry) -> dict[str, str]:
     return out
 
 
+#: Highly variable genes kept when raw counts are preprocessed for a model that needs log values
+#: (the paper's 5000).
+AUTO_TOP_GENES = 5000
+
+
+def _describe_input(entry: ModelEntry, adata: AnnData, params: TrainParams) -> tuple[str, TrainParams, bool]:
+    """What the model will train on, in words; the params to train with; whether to preprocess.
+
+    The rules of :attr:`ModelEntry.input`, applied when neither ``layer`` nor ``n_top_genes`` is
+    given, so that a counts file as it comes (raw counts in ``X``, no layers) trains every model.
+    """
+    from topiceval.adapters._common import COUNTS_LAYER, holds_counts
+
+    name = entry.name
+    if params.n_top_genes is not None:
+        where = "layers['counts'] (raw counts)" if entry.input == "counts" else "X (log-normalised)"
+        return (f"{name}: preprocessed as asked (normalise, log1p, {params.n_top_genes} highly variable "
+                f"genes); trains on {where} of those genes"), params, True
+    if params.layer is not None:
+        where = "X" if params.layer == "X" else f"layers[{params.layer!r}]"
+        return f"{name}: trains on {where}, as asked (--layer)", params, False
+    if entry.input == "counts":
+        if COUNTS_LAYER in adata.layers:
+            return f"{name}: trains on the raw counts in layers['counts'] (--layer to choose another)", params, False
+        if holds_counts(adata.X):
+            return (f"{name}: no layers['counts'], and X holds raw counts: trains on X "
+                    "(--layer to choose another)"), replace(params, layer="X"), False
+        raise InputError(
+            f"model {name!r} trains on raw counts, but this file has no layers['counts'] and X does not hold "
+            "counts (non-integer or negative values, e.g. log-normalised); name the layer that holds "
+            "them (--layer NAME), preprocess raw counts (--preprocess N_GENES), or train on X as it "
+            f"is (--layer X); its layers: {', '.join(map(str, adata.layers)) or 'none'}")
+    if entry.input == "log" and holds_counts(adata.X):
+        n_top = min(AUTO_TOP_GENES, int(adata.n_vars))
+        return (f"{name}: X holds raw counts, and {name} trains on log-normalised expression: applied "
+                f"the paper's preprocessing (normalise to 1e4 per cell, log1p, {n_top} highly variable "
+                "genes; --preprocess N_GENES to choose N, --layer X to train on X as it is)"), \
+            replace(params, n_top_genes=n_top), True
+    return f"{name}: trains on X as it is (--layer to choose a layer)", params, False
+
+
 def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params: TrainParams | None = None,
-          overwrite: bool = False) -> Path:
+          overwrite: bool = False, log: Callable[[str], Any] | None = None) -> Path:
     """Train a registered model on an h5ad file and write the run folder (layout above).
 
     Parameters
@@ -258,6 +333,9 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params
         Common settings and model options.
     overwrite
         Replace an existing non-empty ``DIR``.
+    log
+        Called with one line saying what the model trains on (and any preprocessing applied), before
+        training starts; the line is also kept in ``config.json`` (``data.input``).
 
     Returns
     -------
@@ -275,7 +353,8 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params
     if not data_path.is_file():
         raise InputError(f"data file not found: {data_path}")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise InputError(f"output folder {out_dir} exists and is not empty; choose another or pass overwrite")
+        raise InputError(f"output folder {out_dir} exists and is not empty; choose another, or replace it "
+                         "with --overwrite (overwrite=True in Python)")
     trainer = entry.load()
 
     started = time.perf_counter()
@@ -289,7 +368,10 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params
                          f"{', '.join(map(str, adata.obs.columns)) or '(none)'}")
     preprocessing = None
     input_shape = [int(adata.n_obs), int(adata.n_vars)]
-    if params.n_top_genes is not None:
+    note, params, run_preprocess = _describe_input(entry, adata, params)
+    if log is not None:
+        log(note)
+    if run_preprocess:
         from topiceval.datasets import UNS_KEY, preprocess
 
         adata = preprocess(adata, n_top_genes=params.n_top_genes, layer=params.layer)
@@ -299,7 +381,7 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params
     trained = time.perf_counter()
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = make_temp_dir(f".{out_dir.name}.", out_dir.parent)
     try:
         write_outputs_h5ad(result.outputs, staging / OUTPUTS_FILE, obs=adata.obs.copy())
         files = [OUTPUTS_FILE, CONFIG_FILE]
@@ -322,6 +404,7 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params
                 "label_key": params.label_key,
                 "embedding_key": params.embedding_key,
                 "preprocessing": preprocessing,
+                "input": note,
             },
             "outputs": {"n_topics": result.outputs.n_topics, "n_genes": result.outputs.n_genes,
                         "cell_topic": result.outputs.cell_topic is not None,

@@ -29,6 +29,7 @@ import contextlib
 import functools
 import io
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ from topiceval.adapters._common import (
     import_extra,
     model_input,
     parse_options,
+    resolve_progress,
     quiet_loggers,
     torch_threads,
     warn_if_not_counts,
@@ -123,6 +125,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     import torch
 
     options = parse_options(params.options, DEFAULTS, "scetm")
+    options["progress"] = bool(resolve_progress(options, params.options, params.progress))
     n_topics = check_positive_int(params.n_topics or DEFAULT_TOPICS, "n_topics", 2)
     epochs = check_positive_int(params.epochs or DEFAULT_EPOCHS, "epochs")
     batch_size = check_positive_int(options["batch_size"], "batch_size")
@@ -143,7 +146,8 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     }
 
     started = time.perf_counter()
-    sink = contextlib.nullcontext() if options["progress"] else contextlib.redirect_stdout(io.StringIO())
+    # scETM prints its progress on stdout: on stderr when asked for, else nowhere
+    sink = contextlib.redirect_stdout(sys.stderr if options["progress"] else io.StringIO())
     with (torch_threads(options["threads"]), global_seed(params.seed), _seeded_sampler(params.seed),
           quiet_loggers("scETM", level=logging.ERROR), sink):
         model = scetm_pkg.scETM(**{**settings, "hidden_sizes": hidden}, device=device)

@@ -22,7 +22,7 @@ How a file is fetched (:func:`fetch`):
   and leaves the cached file as it was;
 * moved into place with an atomic rename, under a per-file lock (``fcntl.flock`` / ``msvcrt``), so
   that concurrent threads or processes fetching the same file download it once and all get the
-  same intact file. Lock files stay in the cache (removing them could race).
+  same intact file. A lock file exists only while its lock is held (on Windows it stays).
 
 Offline: :class:`~topiceval.errors.DownloadError` names the URL and the exact path to place the file
 at; a file placed there by hand is used (its sha256 recorded on first use).
@@ -153,25 +153,47 @@ def cached_files(cache: PathLike | None = None) -> list[CachedFile]:
 # --------------------------------------------------------------------------- locking
 @contextlib.contextmanager
 def _file_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Exclusive lock on ``path`` between threads and processes (polling, with a time-out)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Exclusive lock on ``path`` between threads and processes (polling, with a time-out).
+
+    On POSIX the lock file is removed on release, so a failed (e.g. offline) fetch leaves nothing
+    behind. That is safe because a waiter that obtains the lock checks that ``path`` still names
+    the file it locked, and starts again on the new file otherwise. Windows cannot remove an open
+    file: there the lock file stays.
+    """
     deadline = time.monotonic() + timeout
-    with open(path, "a+b") as handle:
-        while True:
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+b") as handle:
+            while True:
+                try:
+                    _lock(handle)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise DownloadError(
+                            f"waited {timeout:.0f} s for the lock {path} (another download of the "
+                            "same file?); if no other topiceval process runs, try again"
+                        ) from None
+                    time.sleep(0.05)
+            if not _same_file(handle, path):  # released and removed by its holder: lock the new one
+                _unlock(handle)
+                continue
             try:
-                _lock(handle)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise DownloadError(
-                        f"waited {timeout:.0f} s for the lock {path} (another download of the same "
-                        "file?); if no other topiceval process runs, try again"
-                    ) from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            _unlock(handle)
+                yield
+            finally:
+                if os.name != "nt":
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                _unlock(handle)
+            return
+
+
+def _same_file(handle: IO[bytes], path: Path) -> bool:
+    """Whether ``path`` still names the open file ``handle``."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except OSError:
+        return False
 
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only

@@ -1,37 +1,89 @@
-"""Shared fixtures: real data from ../shared/data and the shipped collections.
+"""Shared fixtures: the real data the suite reads, and the shipped collections.
 
-The real datasets live beside the repository (``../shared/data``, as in CI); set
-``TOPICEVAL_SHARED_DATA`` to point elsewhere. A missing folder is an error, never a skip.
+The suite runs from a clone alone. ``shared_data`` is a folder with the layout of the project's
+shared data folder (``../shared/data``), rebuilt once per session in a temporary folder from the
+cuts shipped in ``tests/data/shared`` (made by ``scripts/make_test_data.py``; its MANIFEST.md says
+what each holds) and the collections the package ships. ``$TOPICEVAL_SHARED_DATA`` points at it
+for the whole session, so library code that looks for the shared folder finds the same files.
+
+A test that needs what only the whole shared folder holds asks for ``full_shared_data`` instead:
+it is marked ``full_data`` and skipped, with the reason, where that folder is absent (it is found
+at ``$TOPICEVAL_SHARED_DATA`` as set before the session, else ``../shared/data`` beside the
+repository, as in CI).
 """
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from topiceval.gene_sets import GeneSets, load, read_gmt
+from topiceval.gene_sets import SHIPPED, GeneSets, load, read_gmt
 
 REPO = Path(__file__).resolve().parents[1]
+SHIPPED_DATA = REPO / "tests" / "data" / "shared"
+ENV_VAR = "TOPICEVAL_SHARED_DATA"
+#: The whole shared data folder, or None; read before the session sets ``$TOPICEVAL_SHARED_DATA``.
+_ENV_BEFORE = os.environ.get(ENV_VAR)
 
 
-def shared_data_dir() -> Path:
-    env = os.environ.get("TOPICEVAL_SHARED_DATA")
-    path = Path(env) if env else REPO.parent / "shared" / "data"
-    if not (path / "gene_sets").is_dir():
-        raise RuntimeError(
-            f"real test data not found at {path}: the tests need ../shared/data beside the "
-            "repository (or TOPICEVAL_SHARED_DATA)"
-        )
-    return path
+def full_shared_data_dir() -> Path | None:
+    """The whole shared data folder (``$TOPICEVAL_SHARED_DATA``, else beside the repository)."""
+    path = Path(_ENV_BEFORE) if _ENV_BEFORE else REPO.parent / "shared" / "data"
+    return path if (path / "gene_sets").is_dir() and (path / "datasets").is_dir() else None
+
+
+def build_shipped_data(folder: Path) -> Path:
+    """Rebuild the shared folder's layout under ``folder`` from ``tests/data/shared``."""
+    if not (SHIPPED_DATA / "MANIFEST.md").is_file():
+        raise RuntimeError(f"the shipped test data {SHIPPED_DATA} is missing: run scripts/make_test_data.py")
+    for source in sorted(SHIPPED_DATA.rglob("*")):
+        rel = source.relative_to(SHIPPED_DATA)
+        if not source.is_file() or rel.name == "MANIFEST.md":
+            continue
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.suffix == ".xz":
+            target.with_suffix("").write_bytes(lzma.decompress(source.read_bytes()))
+        else:
+            shutil.copyfile(source, target)
+    for collection in SHIPPED.values():  # the same bytes as the shared files (test_gene_sets checks)
+        target = folder / "gene_sets" / collection.file.removesuffix(".gz")
+        target.write_bytes(gzip.decompress(collection.path.read_bytes()))
+    return folder
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "full_shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.full_data)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared folder's layout, rebuilt from the shipped cuts; ``$TOPICEVAL_SHARED_DATA`` too."""
+    path = build_shipped_data(tmp_path_factory.mktemp("shipped") / "data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV_VAR, str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    return shared_data_dir()
+def full_shared_data() -> Path:
+    """The whole shared data folder; the test is skipped where it is absent."""
+    path = full_shared_data_dir()
+    if path is None:
+        pytest.skip(
+            "needs the whole shared data folder (../shared/data beside the repository, or "
+            f"${ENV_VAR}), which is not here; tests/data/shared holds only cuts of it"
+        )
+    return path
 
 
 @pytest.fixture(scope="session")

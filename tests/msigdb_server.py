@@ -1,8 +1,9 @@
 """A local HTTP server on 127.0.0.1 that serves real GMT files in the Broad Institute's layout.
 
-``release/<version>/<file>`` paths map to files of ``../shared/data/gene_sets``; faults can be
-queued per path to imitate a broken network: a truncated body, an HTML page (with or without an
-HTML content type), an HTTP 500, a slow answer, or changed bytes. Every request is counted.
+``release/<version>/<file>`` paths map to files of a ``gene_sets`` folder (the ``shared_data``
+fixture's); faults can be queued per path to imitate a broken network: a truncated body, an HTML
+page (with or without an HTML content type), an HTTP 500, a slow answer, or changed bytes. Every
+request is counted.
 
 The mouse ``mh`` file of ``2024.1.Mm`` is a stand-in: the shared data holds no MSigDB 2024.1.Mm
 file, so it serves the mouse Hallmark v7.1 (mouse symbols) under that name.

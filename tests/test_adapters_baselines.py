@@ -89,6 +89,19 @@ def test_nmf_options_layer_and_errors(pollen):
         nmf.fit(pollen, 1)
 
 
+def test_count_models_use_raw_counts_in_x_without_a_counts_layer(pollen):
+    """A counts file as it comes (raw counts in X, no layers): the same fit as from layers['counts']."""
+    import anndata
+
+    raw = anndata.AnnData(X=pollen.layers["counts"].copy(), var=pollen.var[[]].copy())
+    for module in (nmf, lda):
+        from_x = module.train(raw, TrainParams(n_topics=3, epochs=5, seed=1))
+        from_layer = module.train(pollen, TrainParams(n_topics=3, epochs=5, seed=1))
+        assert from_x.hyperparameters["input"] == "X"
+        assert from_layer.hyperparameters["input"] == "layers['counts']"
+        np.testing.assert_array_equal(from_x.outputs.topic_gene, from_layer.outputs.topic_gene)
+
+
 def test_lda_matches_sklearn_and_scores(pollen, c2):
     from sklearn.decomposition import LatentDirichletAllocation
 

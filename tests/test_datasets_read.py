@@ -54,13 +54,13 @@ def write_10x(folder, adata, *, version=3, extra_feature=False, gz=True):
         (folder / f"{name}{suffix}").write_bytes(gzip.compress(payload) if gz else payload)
 
 
-def test_h5ad_with_labels(shared_data):
-    adata = ds.read(shared_data / "datasets" / "ting" / "ting.h5ad", label_key="cell_type")
+def test_h5ad_with_labels(full_shared_data):
+    adata = ds.read(full_shared_data / "datasets" / "ting" / "ting.h5ad", label_key="cell_type")
     assert adata.shape == (149, 21677)
     assert adata.obs["cell_type"].value_counts()["CTC_cluster3"] == 41
     assert ds.label_key_of(adata) == "cell_type"
     with pytest.raises(InputError, match=r"no obs column 'celltype'.*cell_type, cluster_id"):
-        ds.read(shared_data / "datasets" / "ting" / "ting.h5ad", label_key="celltype")
+        ds.read(full_shared_data / "datasets" / "ting" / "ting.h5ad", label_key="celltype")
 
 
 @pytest.mark.parametrize(("version", "gz"), [(3, True), (2, False)])

@@ -30,8 +30,8 @@ MANIFEST = {
 
 
 @pytest.mark.parametrize("name", list(MANIFEST))
-def test_registered_datasets_load_as_documented(shared_data, name):
-    adata = ds.load_dataset(name, data_dir=shared_data)
+def test_registered_datasets_load_as_documented(full_shared_data, name):
+    adata = ds.load_dataset(name, data_dir=full_shared_data)
     shape, types = MANIFEST[name]
     info = ds.DATASETS[name]
     assert adata.shape == shape == (info.n_cells, info.n_genes)
@@ -95,15 +95,15 @@ def test_default_dataset_is_small_labelled_and_cited():
     assert prepared.shape == (299, 5000)
 
 
-def test_default_dataset_is_what_the_script_makes(shared_data, c2, tmp_path):
+def test_default_dataset_is_what_the_script_makes(full_shared_data, c2, tmp_path):
     """The shipped genes are pollen's top 5000 HVGs and their counts are pollen's, unchanged; the
     script rebuilds the same file."""
     spec = importlib.util.spec_from_file_location("make_default", REPO / "scripts" / "make_default_dataset.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rebuilt = module.build(shared_data)
+    rebuilt = module.build(full_shared_data)
     shipped = ds.load_default()
-    pollen = ds.load_dataset("pollen", data_dir=shared_data)
+    pollen = ds.load_dataset("pollen", data_dir=full_shared_data)
     hvg = ds.preprocess(pollen, n_top_genes=5000)
     assert set(shipped.var_names) == set(hvg.var_names)
     assert list(rebuilt.var_names) == list(shipped.var_names)

@@ -27,7 +27,7 @@ def test_demo_quick_runs_every_metric_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out), "--n-jobs", "1", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    header = "model   rank   TC     TD     TQ     IP     ORA_Q  GSEA_Q  ARI    NMI    seeds"
+    header = "model   metric rank   TC     TD     TQ     IP     ORA_Q  GSEA_Q  ARI    NMI    seeds"
     assert "pollen_hvg5000 (reactome gene sets)" in printed and header.split() == printed.splitlines()[1].split()
     rows = {line.split()[0] for line in printed.splitlines()[3:6]}
     assert rows == {"sce2tm", "nmf", "lda"}

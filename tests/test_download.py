@@ -56,12 +56,13 @@ def fast(**kwargs):
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Temporary files left in the cache (anything but data, locks and the manifest)."""
+    """Files left in the cache besides data and the manifest: temporary files, and lock files
+    (a lock file lives only while its lock is held)."""
     if not folder.exists():
         return []
     return sorted(
         p.name for p in folder.rglob("*")
-        if p.is_file() and not p.name.endswith(".lock") and p.name != "manifest.json"
+        if p.is_file() and p.name != "manifest.json"
         and not p.name.endswith(".symbols.gmt")
     )
 

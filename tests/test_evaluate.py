@@ -136,3 +136,23 @@ def test_same_input_same_output(example, reactome):
     a = quiet(evaluate, outputs, reactome, labels).to_dict()
     b = quiet(evaluate, outputs, reactome, labels).to_dict()
     assert a == b
+
+
+def test_scores_on_the_models_own_prior_collection_warn(example):
+    """A model trained with a gene-set prior (Spectra) records it; scoring on that same collection
+    is circular and says so, another collection is not flagged."""
+    import dataclasses
+
+    from topiceval.gene_sets import load
+
+    outputs, labels = example
+    record = {key: load("hallmark").config().get(key) for key in ("source", "sha256", "content_sha256")}
+    primed = dataclasses.replace(outputs, metadata={**outputs.metadata, "prior_gene_sets": record})
+    with pytest.warns(UserWarning, match="prior the model was trained on.*circular"):
+        flagged = evaluate(primed, gene_sets="hallmark", metrics="tc")
+    assert any("circular" in message for message in flagged.warnings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        other = evaluate(primed, gene_sets="reactome", metrics="tc")
+    assert not any("circular" in str(w.message) for w in caught)
+    assert not any("circular" in message for message in other.warnings)

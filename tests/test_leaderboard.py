@@ -245,7 +245,7 @@ def test_scores_are_those_of_the_registry_trainer_and_evaluate(backend_results, 
                             cluster_resolutions=(0.3, 0.6, 1.0))
     scores = backend_results["sequential"].scores
     got = scores[(scores["model"] == "nmf") & (scores["seed"] == 1) & (scores["collection"] == "hallmark")]
-    got = got.set_index("metric")["value"]
+    got = got[got["metric"] != "stability"].set_index("metric")["value"]  # stability: test_stability_...
     assert list(got.index) == list(expected.scores.index)
     np.testing.assert_array_equal(got.to_numpy(), expected.scores.to_numpy())
 
@@ -330,7 +330,7 @@ def test_report_html_is_complete_and_self_contained(backend_results, tmp_path):
     ranked = [t for t in page.tables if "ranked-tiny-hallmark" in t["class"]]
     assert len(ranked) == 1
     table = ranked[0]
-    assert table["header"] == ["model", "rank", "TC", "TD", "TQ", "IP", "ORA_Q", "GSEA_Q", "ARI", "NMI", "seeds"]
+    assert table["header"] == ["model", "metric rank", "TC", "TD", "TQ", "IP", "ORA_Q", "GSEA_Q", "ARI", "NMI", "seeds"]
     assert sorted(row[0] for row in table["rows"]) == ["lda", "nmf"]
     summary = results.summary().set_index(["collection", "model", "metric"])
     for row in table["rows"]:
@@ -339,14 +339,14 @@ def test_report_html_is_complete_and_self_contained(backend_results, tmp_path):
             assert cell == report.format_value(stats["mean"], stats["sd"])
         assert row[-1] == "2"
     reactome = next(t for t in page.tables if "ranked-tiny-reactome" in t["class"])
-    assert reactome["header"] == ["model", "rank", "TC", "TD", "TQ", "seeds"]
+    assert reactome["header"] == ["model", "metric rank", "TC", "TD", "TQ", "seeds"]
     genes = [t for t in page.tables if t["class"] == "genes"]
     assert len(genes) == 2 and all(len(t["rows"]) == 4 for t in genes)  # 2 models x 4 topics
     per_topic = results.per_topic
     first = per_topic[(per_topic["model"] == "nmf") & (per_topic["seed"] == 0) & (per_topic["collection"] == "hallmark")]
     assert [r[1] for r in genes[0]["rows"]] == list(first.sort_values("topic")["top_genes"])  # nmf comes first
     markdown = paths["markdown"].read_text()
-    assert "| model | rank | TC | TD | TQ | IP | ORA_Q | GSEA_Q | ARI | NMI | seeds |" in markdown
+    assert "| model | metric rank | TC | TD | TQ | IP | ORA_Q | GSEA_Q | ARI | NMI | seeds |" in markdown
     for name in runner.Results.FILES:
         assert (tmp_path / name).is_file()
     assert (tmp_path / "index.html").stat().st_mode & 0o044  # readable like a normal file
@@ -363,6 +363,102 @@ def test_ranking_is_the_mean_rank_over_the_rank_metrics(backend_results):
     assert report.format_value(0.12345, 0.01) == "0.123 ± 0.010"
     assert report.format_value(362.0, np.nan) == "362"
     assert report.format_value(np.nan) == "–"
+
+
+# --------------------------------------------------------------------------- statistics (issue 18)
+def test_stability_over_seed_pairs(backend_results):
+    """Stability of the two seeds' topics, against a brute-force matching of sklearn cosines."""
+    import itertools
+
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    from topiceval.io import read_outputs_h5ad
+
+    results = backend_results["sequential"]
+    cells = results.cells.set_index(["model", "seed"])
+    pairs = results.stability.set_index(["dataset", "model"])
+    summary = results.summary().set_index(["dataset", "collection", "model", "metric"])
+    for model in ("nmf", "lda"):
+        a, b = (read_outputs_h5ad(backend_results["cache"] / "runs" / cells.loc[(model, s), "train_key"]
+                                  / "outputs.h5ad").topic_gene for s in (0, 1))
+        sim = cosine_similarity(a, b)
+        best = max(np.mean(sim[np.arange(4), list(p)]) for p in itertools.permutations(range(4)))
+        row = pairs.loc[("tiny", model)]
+        assert (row["seed_a"], row["seed_b"], row["n_matched"]) == (0, 1, 4)
+        assert row["stability"] == pytest.approx(best, rel=1e-12)
+        for collection in ("hallmark", "reactome"):
+            stats = summary.loc[("tiny", collection, model, "stability")]
+            assert stats["mean"] == pytest.approx(best, rel=1e-12) and stats["n"] == 1 and np.isnan(stats["sd"])
+            per_seed = results.scores.query("model == @model and metric == 'stability' and collection == @collection")
+            np.testing.assert_allclose(per_seed["value"], [best, best], rtol=1e-12)
+
+
+def test_comparisons_csv_is_wilcoxon_over_dataset_seed_pairs(backend_results, tmp_path):
+    from scipy.stats import wilcoxon
+
+    results = backend_results["sequential"]
+    results.write(tmp_path)
+    table = pd.read_csv(tmp_path / "comparisons.csv")
+    assert list(table.columns) == ["metric", "model_a", "model_b", "n", "mean_diff", "statistic", "pvalue",
+                                   "pvalue_holm"]
+    # hallmark comes first: its metrics keep their names; reactome's TC and TQ are suffixed; TD, IP, ... once
+    assert {"TC", "TQ", "TD", "IP", "ARI", "TC@reactome", "TQ@reactome"} <= set(table["metric"])
+    assert "TD@reactome" not in set(table["metric"]) and "stability" not in set(table["metric"])
+    scores = results.scores.query("collection == 'hallmark' and metric == 'TC'")
+    wide = scores.pivot(index="seed", columns="model", values="value")
+    diff = (wide["nmf"] - wide["lda"]).to_numpy()
+    row = table[table["metric"] == "TC"].iloc[0]
+    assert (row["model_a"], row["model_b"], row["n"]) == ("nmf", "lda", 2)
+    assert row["mean_diff"] == pytest.approx(diff.mean(), rel=1e-9)
+    expected = wilcoxon(diff)
+    assert row["statistic"] == pytest.approx(expected.statistic)
+    assert row["pvalue"] == pytest.approx(expected.pvalue)
+    assert row["pvalue_holm"] == pytest.approx(expected.pvalue)  # one pair of models: nothing to adjust
+
+
+def _hand_results() -> runner.Results:
+    """Hand-built scores: 3 models on 4 datasets x 2 seeds; 'a' > 'b' > 'c' on most datasets."""
+    rows = []
+    values = {"d1": (0.9, 0.5, 0.1), "d2": (0.8, 0.2, 0.4), "d3": (0.5, 0.7, 0.3), "d4": (0.6, 0.4, 0.2)}
+    for dataset, triple in values.items():
+        for seed in (0, 1):
+            for model, value in zip("abc", triple, strict=True):
+                for metric, offset in (("TQ", 0.0), ("IP", 0.01 * seed)):
+                    rows.append({"dataset": dataset, "species": "human", "model": model, "seed": seed,
+                                 "collection": "c2", "metric": metric, "value": value + offset,
+                                 "config_sha256": "x"})
+    config = {"name": "hand", "seeds": [0, 1], "models": [{"name": m} for m in "abc"],
+              "datasets": [{"name": d} for d in values], "collections": [{"name": "c2", "metrics": ["tq", "ip"]}],
+              "rank_by": ["TQ", "IP"]}
+    return runner.Results(config=config, cells=pd.DataFrame(columns=runner._CELL_COLUMNS),
+                          scores=pd.DataFrame(rows), per_topic=pd.DataFrame(columns=runner._TOPIC_COLUMNS),
+                          pathways=pd.DataFrame(columns=runner._PATHWAY_COLUMNS))
+
+
+def test_report_renders_friedman_cd_and_statements(tmp_path):
+    from scipy.stats import friedmanchisquare
+
+    from topiceval.leaderboard import statistics
+
+    results = _hand_results()
+    result, ranks = statistics.friedman_overall(results, "c2")
+    # per-dataset ranks of the overall ranking: a 1,1,2,1 / b 2,3,1,2 / c 3,2,3,3 (TQ and IP agree)
+    np.testing.assert_allclose(ranks.loc[["d1", "d2", "d3", "d4"], "a"], [1, 1, 2, 1])
+    assert result.statistic == pytest.approx(friedmanchisquare(*(-ranks[c] for c in ranks.columns)).statistic)
+    assert result.statistic == pytest.approx(4.5)
+    paths = report.write_report(results, tmp_path)
+    markdown = paths["markdown"].read_text()
+    assert "## Statistical comparison" in markdown and "## Topic stability" in markdown
+    assert "Friedman chi-square = 4.5, p = 0.11 over 4 datasets" in markdown
+    assert "| TQ | a beats c | 8 | 0.45 |" in markdown  # (0.8 + 0.4 + 0.2 + 0.4) / 4
+    page = _Page()
+    page.feed(paths["html"].read_text())
+    assert any(i["alt"] == "Critical-difference diagram (c2)" for i in page.images)
+    statements = next(t for t in page.tables if t["class"] == "comparisons")
+    table = pd.read_csv(tmp_path / "comparisons.csv")
+    a_c = table[(table["metric"] == "TQ") & (table["model_a"] == "a") & (table["model_b"] == "c")].iloc[0]
+    row = next(r for r in statements["rows"] if r[:2] == ["TQ", "a beats c"])
+    assert row[4] == statistics._p(a_c["pvalue"]) and row[5] == statistics._p(a_c["pvalue_holm"])
 
 
 # --------------------------------------------------------------------------- CLI
@@ -388,3 +484,132 @@ def test_benchmark_cli_writes_report_and_baseline(tiny_h5ad, tmp_path, capsys):
     (tmp_path / "report" / "index.html").unlink()
     assert main(["benchmark", "--config", str(tmp_path / "lb.toml"), "--report-only"]) == 0
     assert (tmp_path / "report" / "index.html").is_file()
+
+
+def test_benchmark_with_a_missing_file_starts_nothing_and_leaves_no_report_folder(tmp_path, capsys):
+    """Every path of the config is checked before any work: no report folder with only run.log."""
+    lines = ['name = "missing"', "seeds = [0]",
+             f'datasets = [{{ name = "gone", path = "{tmp_path / "absent.h5ad"}", label_key = "cell_type", '
+             'species = "human", values = "counts" }]',
+             "[train]", 'models = ["nmf"]', "[[collections]]", 'name = "mine"', 'human = "sets/mine.gmt"',
+             'metrics = ["tc"]', "[run]", 'backend = "sequential"', "[output]", 'dir = "report"']
+    (tmp_path / "lb.toml").write_text("\n".join(lines) + "\n")
+    code = main(["benchmark", "--config", str(tmp_path / "lb.toml"), "--cache", str(tmp_path / "cache"),
+                 "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "2 file(s)" in err and str(tmp_path / "absent.h5ad") in err and str(tmp_path / "sets" / "mine.gmt") in err
+    assert not (tmp_path / "report").exists() and not (tmp_path / "cache").exists()
+
+
+# --------------------------------------------------------------------------- report, read as a biologist would
+def _one_seed(results):
+    keep = {name: getattr(results, name) for name in ("cells", "scores", "per_topic", "pathways")}
+    return runner.Results(config=results.config, **{k: v[v["seed"] == 0].copy() for k, v in keep.items()})
+
+
+def _figures(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(report, "_png", lambda fig: drawn.append(fig) or "AAAA")
+    return drawn
+
+
+def test_counts_print_as_integers_and_the_two_rankings_have_distinct_names(backend_results, tmp_path):
+    results = backend_results["sequential"]
+    assert report.format_value(8.0, np.nan, integer=True) == "8"
+    assert report.format_value(8.0, 0.0, integer=True) == "8 ± 0"
+    assert report.format_value(7.5, 0.7071, integer=True) == "7.5 ± 0.7"
+    counts = report.count_metrics(results)
+    assert {"ORA_N", "GSEA_N"} <= counts and not counts & {"TC", "TD", "IP", "ORA_Q"}
+    page = _Page()
+    page.feed(report.write_report(results, tmp_path)["html"].read_text())
+    overall = next(t for t in page.tables if t["class"] == "overall")
+    assert overall["header"][:4] == ["model", "mean placing", "datasets", "wins"]
+    assert overall["header"][4:] == ["placing on tiny"]
+    full = next(t for t in page.tables if t["class"] == "full")
+    column = full["header"].index("ORA_N")
+    summary = results.summary().set_index(["collection", "model", "metric"])
+    for row in full["rows"]:
+        stats = summary.loc[("hallmark", row[0], "ORA_N")]
+        assert row[column] == report.format_value(stats["mean"], stats["sd"], integer=True)
+        assert not row[column].endswith(".000")
+    assert all("rank" != h for t in page.tables for h in t["header"])
+
+
+def test_warnings_are_shown_under_the_numbers_they_qualify(backend_results, tmp_path):
+    results = backend_results["sequential"]
+    assert "warnings" in results.cells.columns
+    cells = results.cells.copy()
+    cells["warnings"] = ""
+    first = cells.index[(cells["model"] == "nmf") & (cells["seed"] == 0)][0]
+    cells.loc[first, "warnings"] = ("[hallmark] GSEA: the ranking of 3 topic(s) is mostly ties\n"
+                                    "[reactome] only 23 % of genes in reactome\nConvergenceWarning: nmf: did not converge")
+    flagged = runner.Results(config=results.config, cells=cells, scores=results.scores,
+                             per_topic=results.per_topic, pathways=results.pathways)
+    text = report.write_report(flagged, tmp_path, plots=False)["html"].read_text()
+    hallmark = text[text.index("ranked-tiny-hallmark"):text.index("ranked-tiny-reactome")]
+    reactome = text[text.index("ranked-tiny-reactome"):]
+    assert "<b>nmf (seed 0)</b>: GSEA: the ranking of 3 topic(s) is mostly ties" in hallmark
+    assert "23 %" not in hallmark and "only 23 % of genes in reactome" in reactome.split("</ul>")[0]
+    assert "did not converge" in hallmark and "did not converge" in reactome  # training: every table
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "- warning, nmf (seed 0): GSEA: the ranking of 3 topic(s) is mostly ties" in markdown
+
+
+def test_heatmaps_have_colour_bars_and_readable_text(backend_results, monkeypatch):
+    drawn = _figures(monkeypatch)
+    results = backend_results["sequential"]
+    assert report.plot_heatmaps(results, "hallmark", metrics=("TC", "ORA_N", "GSEA_N")) == "AAAA"
+    fig = drawn[-1]
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    bars = [ax for ax in fig.axes if not ax.get_title()]
+    assert len(panels) == len(bars) > 1  # one colour bar per panel
+    sizes = {t.get_fontsize() for ax in panels for t in ax.texts}
+    assert min(sizes) >= 9  # about 12 px at the report's 100 dpi
+    assert "own colour scale" in fig._suptitle.get_text()
+    ora = next(ax for ax in panels if ax.get_title() == "ORA_N")
+    assert all(not t.get_text().endswith(".000") for t in ora.texts)
+
+
+def test_enrichment_bars_have_integer_ticks_and_error_bars_only_with_seeds(backend_results, monkeypatch):
+    drawn = _figures(monkeypatch)
+    results = backend_results["sequential"]
+    report.plot_enrichment(results, "hallmark")
+    def bars(ax):
+        return [c for c in ax.containers if type(c).__name__ == "BarContainer"]
+
+    two = drawn[-1].axes[0]
+    assert bars(two) and any(c.errorbar is not None for c in bars(two))
+    assert two.yaxis.get_major_locator()._integer
+    report.plot_enrichment(_one_seed(results), "hallmark")
+    one = drawn[-1].axes[0]
+    assert bars(one) and all(c.errorbar is None for c in bars(one))
+    assert "no error bars" in drawn[-1]._suptitle.get_text()
+
+
+def test_scatter_legends_say_what_they_explain(backend_results, monkeypatch):
+    drawn = _figures(monkeypatch)
+    report.plot_scatter(backend_results["sequential"], "hallmark")
+    ax = drawn[-1].axes[0]
+    titles = {artist.get_title().get_text() for artist in ax.get_children()
+              if type(artist).__name__ == "Legend"}
+    assert titles == {"model (colour)", "dataset (marker)"}
+
+
+def test_models_without_pathway_hits_say_none_and_names_show_in_full(backend_results, monkeypatch):
+    results = backend_results["sequential"]
+    pathways = results.pathways
+    gsea = pathways[(pathways["method"] == "GSEA") & (pathways["collection"] == "hallmark")]
+    assert not gsea.empty
+    without = runner.Results(config=results.config, cells=results.cells, scores=results.scores,
+                             per_topic=results.per_topic, pathways=pathways[~((pathways["model"] == "nmf")
+                                                                              & (pathways["method"] == "GSEA"))])
+    names = report._pathway_names_html(without, "tiny", "hallmark")
+    assert "<td>nmf</td><td>none</td>" in names
+    drawn = _figures(monkeypatch)
+    report.plot_pathways(without, "tiny", "hallmark")
+    panel = next(ax for ax in drawn[-1].axes if ax.get_title() == "nmf")
+    assert "none" in panel.texts[0].get_text()
+    full = report._pathway_names_html(results, "tiny", "hallmark")
+    for term in gsea[gsea["seed"] == gsea["seed"].min()].groupby("model").head(8)["term"]:
+        assert f'title="{term}"' in full

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -189,3 +190,58 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
     write_json({"x": float("nan"), "y": np.float32(1.5), "z": np.arange(2)}, target)
     assert json.loads(target.read_text()) == {"x": None, "y": 1.5, "z": [0, 1]}
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_atomic_writes_follow_the_umask(tmp_path, mask):
+    """mkstemp / mkdtemp make 0600 / 0700 entries: what the writers leave must follow the umask."""
+    from topiceval.io import atomic_path, current_umask, make_temp_dir, write_json
+
+    previous = os.umask(mask)
+    try:
+        assert current_umask() == mask
+        write_json({"a": 1}, tmp_path / "a.json")
+        with atomic_path(tmp_path / "b.npy", suffix=".npy") as tmp:
+            np.save(tmp, np.zeros(3))
+        folder = make_temp_dir(".stage.", tmp_path)
+        (tmp_path / "plain.txt").write_text("x")  # what open() gives, for comparison
+        os.mkdir(tmp_path / "plain")
+    finally:
+        os.umask(previous)
+    mode = lambda p: p.stat().st_mode & 0o777  # noqa: E731
+    assert mode(tmp_path / "a.json") == mode(tmp_path / "b.npy") == mode(tmp_path / "plain.txt") == 0o666 & ~mask
+    assert mode(folder) == mode(tmp_path / "plain") == 0o777 & ~mask
+
+
+def test_a_text_file_named_h5ad_as_labels_names_the_file_and_the_option(tmp_path, capsys):
+    from topiceval.cli import main
+    from topiceval.io import read_labels
+
+    fake = tmp_path / "fake.h5ad"
+    fake.write_text("cell_type\nA\nB\n")
+    with pytest.raises(InputError, match=r"fake\.h5ad is not a readable h5ad file \(--labels FILE\.h5ad:COLUMN"):
+        read_labels(f"{fake}:cell_type")
+    from topiceval.examples import EXAMPLES
+
+    example = EXAMPLES["yan_nmf"]
+    assert main(["score", "--topic-gene", str(example.topic_gene), "--labels", f"{fake}:cell_type",
+                 "--metrics", "ip", "--cell-topic", str(example.cell_topic)]) == 2
+    err = capsys.readouterr().err
+    assert str(fake) in err and "--labels" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_score_out_and_details_follow_the_umask(tmp_path, mask, capsys):
+    """`topiceval score --out --details` under a umask: group (and world for 022) can read the files."""
+    from topiceval.cli import main
+
+    previous = os.umask(mask)
+    try:
+        assert main(["score", "--example", "yan_nmf", "--metrics", "tc,td,ora", "--out", str(tmp_path / "r.json"),
+                     "--details", str(tmp_path / "details")]) == 0
+    finally:
+        os.umask(previous)
+    written = [tmp_path / "r.json", *sorted((tmp_path / "details").iterdir())]
+    assert [p.name for p in written] == ["r.json", "ora.csv"]
+    assert {p.stat().st_mode & 0o777 for p in written} == {0o666 & ~mask}
+    assert (tmp_path / "details").stat().st_mode & 0o777 == 0o777 & ~mask

@@ -80,7 +80,7 @@ def test_missing_and_new_values():
     comparison = regress.compare(entries(TC=0.2, TD=0.9), entries(TC=0.2, IP=0.5))
     status = comparison.table.set_index("metric")["status"].to_dict()
     assert status == {"TC": "ok", "TD": "missing", "IP": "new"}
-    assert comparison.exit_code == 1
+    assert comparison.exit_code == 4 and "MISSING" in comparison.summary()
     extra = {"format": "topiceval-baseline", "version": 1, "entries": [
         {"key": "m", "config_sha256": "abc", "scores": {"TC": 0.2}},
         {"key": "other", "config_sha256": "x", "scores": {"TC": 0.1}}]}
@@ -213,3 +213,59 @@ def test_plugin_is_registered_as_a_pytest11_entry_point():
 
     points = [ep for ep in entry_points(group="pytest11") if ep.name == "topiceval"]
     assert [ep.value for ep in points] == ["topiceval.leaderboard.pytest_plugin"]
+
+
+def test_different_models_are_not_compared_silently(yan_result, tmp_path, capsys):
+    """An NMF result against an scE2TM baseline with the same configuration: 'model differs'."""
+    reactome, _ = yan_result
+    data = reactome.to_dict()
+    (tmp_path / "nmf.json").write_text(json.dumps(data))
+    other = json.loads(json.dumps(data))
+    other["config"]["model"]["name"] = "sce2tm"
+    (tmp_path / "sce2tm.json").write_text(json.dumps(other))
+    comparison = regress.compare(tmp_path / "sce2tm.json", tmp_path / "nmf.json")
+    assert set(comparison.table["status"]) == {"model differs"} and comparison.n_drift == 0
+    assert comparison.exit_code == 5
+    assert "'sce2tm'" in comparison.summary() and "'yan_nmf'" in comparison.summary()
+    # the same model under two names: --key says so, and the values are compared
+    assert main(["regress", "--baseline", str(tmp_path / "sce2tm.json"), "--current", str(tmp_path / "nmf.json"),
+                 "--key", "m"]) == 0
+    assert main(["regress", "--baseline", str(tmp_path / "sce2tm.json"), "--current", str(tmp_path / "nmf.json")]) == 5
+    assert "different model" in capsys.readouterr().out
+    # the same name but another shape (more topics) is another model too
+    wider = json.loads(json.dumps(data))
+    wider["config"]["model"]["n_topics"] += 1
+    shaped = regress.compare(regress.make_baseline(reactome), wider)
+    assert shaped.exit_code == 5 and "n_topics" in shaped.summary()
+    # a baseline written from a result keeps the model, so a baseline file compares it too
+    baseline = tmp_path / "baseline.json"
+    regress.make_baseline(reactome).write(baseline)
+    assert json.loads(baseline.read_text())["entries"][0]["model"]["n_topics"] == reactome.config["model"]["n_topics"]
+    assert regress.compare(baseline, wider).exit_code == 5
+
+
+def test_fewer_metrics_under_another_configuration_is_a_config_change(yan_result):
+    """Other gene sets and fewer metrics: a configuration change (exit 3), not drift (exit 1)."""
+    reactome, hallmark = yan_result
+    fewer = {k: v for k, v in hallmark.to_dict().items() if k not in ("ORA_N", "ORA_U", "ORA_Q")}
+    comparison = regress.compare(regress.make_baseline(reactome), fewer)
+    assert comparison.exit_code == 3 and "REGRESSION" not in comparison.summary()
+    assert set(comparison.table["status"]) == {"config changed"}
+
+
+def test_unknown_metric_in_a_tolerance_is_refused(yan_result, tmp_path, capsys):
+    reactome, _ = yan_result
+    reactome.to_json(tmp_path / "r.json")
+    with pytest.raises(InputError, match="GSEA_X"):
+        regress.compare(reactome, reactome, tolerances=regress.parse_tolerance_pairs(["GSEA_X=0.05"], None))
+    for flag in ("--rtol", "--atol"):
+        assert main(["regress", "--baseline", str(tmp_path / "r.json"), "--current", str(tmp_path / "r.json"),
+                     flag, "GSEA_X=0.05"]) == 2
+        err = capsys.readouterr().err
+        assert "GSEA_X" in err and "TC" in err  # names the typo and the metrics there are
+    assert main(["regress", "--write-baseline", "--baseline", str(tmp_path / "b.json"), "--current",
+                 str(tmp_path / "r.json"), "--rtol", "GSEA_X=0.05"]) == 2
+    assert not (tmp_path / "b.json").exists()
+    # a bare default and a real metric are fine
+    assert main(["regress", "--baseline", str(tmp_path / "r.json"), "--current", str(tmp_path / "r.json"),
+                 "--rtol", "0.01", "--rtol", "TC=0.1"]) == 0

@@ -137,29 +137,108 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a registered topic model on an h5ad file. DIR receives outputs.h5ad "
         "(topic-gene, cell-topic, cell embedding and the input's obs), config.json (hyperparameters, "
         "seed, data file and sha256, versions, timings) and model/ (weights).",
-        epilog="Example: topiceval train sce2tm --data pbmc.h5ad --out runs/pbmc --topics 100 --seed 0; "
+        epilog="Example: topiceval train nmf --data counts.h5ad --out runs/nmf --seed 0; "
+        "topiceval train sce2tm --data pbmc.h5ad --out runs/pbmc --topics 20 --seed 0 (default K = 100); "
         "then topiceval score --topic-gene runs/pbmc/outputs.h5ad --labels runs/pbmc/outputs.h5ad:cell_type "
         "--gene-sets reactome",
     )
     train.add_argument("model", nargs="?", help="model name (see --list)")
     train.add_argument("--list", action="store_true", help="list the trainable models and the extra each needs")
-    train.add_argument("--data", metavar="H5AD", help="cells x genes .h5ad (X or --layer holds the model input)")
+    train.add_argument("--data", metavar="H5AD", help="cells x genes .h5ad; a counts file as it comes (raw counts in X, no layers) works for every model")
     train.add_argument("--out", metavar="DIR", help="output folder (must be absent or empty unless --overwrite)")
     train.add_argument("--epochs", type=int, help="training epochs (default: the model's)")
     train.add_argument("--topics", type=int, dest="n_topics", help="number of topics K (default: the model's)")
     train.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
     train.add_argument("--label-key", help="obs column of cell labels, checked and kept in outputs.h5ad (training is label-free)")
     train.add_argument("--embedding-key", help="obsm key of an external cell embedding (scE2TM: default X_scGPT, else a PCA fallback)")
-    train.add_argument("--layer", help="layer holding the model input (default X)")
+    train.add_argument("--layer", help="layer holding the model input, or X (default: the model's: nmf, lda, scetm, ldvae "
+                       "train on layers['counts'], else on X when it holds raw counts; sce2tm and dscigm on X, log-normalised, "
+                       "raw counts in X being first preprocessed with 5000 highly variable genes)")
     train.add_argument("--preprocess", type=int, metavar="N_GENES", dest="n_top_genes",
                        help="first apply the paper's preprocessing to raw counts (normalise, log1p, N highly variable genes; topiceval.datasets.preprocess)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="options",
                        help="model-specific option, repeatable; VALUE is read as JSON when it parses (e.g. --set ecr_weight=20 --set device=cpu)")
     train.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+    train.add_argument("--no-progress", action="store_true", help="no progress output (on stderr) while training")
     train.set_defaults(func=_cmd_train)
     _add_gene_sets_parser(sub)
     _add_leaderboard_parsers(sub)
+    _add_select_k_parser(sub)
     return parser
+
+
+# --------------------------------------------------------------------------- select-k (issue 18)
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def _add_select_k_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "select-k",
+        help="train a model for several K and seeds; tabulate topic stability, TC, TD, TQ, IP, ARI, NMI per K",
+        description="Train MODEL for every K and seed through the leaderboard runner (cached, resumable, "
+        "parallel over seeds), then print per K the topic stability over seed pairs (Hungarian matching "
+        "of topic-gene cosines), TC, TD, TQ, IP, ARI and NMI (mean +- sd), and draw them against K. The K "
+        "that maximises mean stability x mean TQ is marked: that is the only rule applied, not a "
+        "recommendation; read the curves.",
+        epilog="Example: topiceval select-k --data pollen --model nmf --topics 5,10,20 --seeds 0,1,2 --out selk",
+    )
+    parser.add_argument("--data", required=True, metavar="H5AD", help="expression file (counts unless --values) or a registered dataset name")
+    parser.add_argument("--model", required=True, help="registered model name (topiceval train --list)")
+    parser.add_argument("--topics", required=True, type=_int_list, metavar="K,K,...", help="numbers of topics, e.g. 10,20,50,100")
+    parser.add_argument("--seeds", type=_int_list, default=[0, 1, 2], metavar="S,S,...", help="seeds (at least two; default 0,1,2)")
+    parser.add_argument("--label-key", help="obs column of the cell types (needed for a data file)")
+    parser.add_argument("--species", choices=["human", "mouse"], help="species of the data file's genes (needed for a data file)")
+    parser.add_argument("--values", choices=["counts", "log_expression"], help="what the data file holds (default counts)")
+    parser.add_argument("--gene-sets", default="hallmark", help="collection for TC / TQ (default hallmark)")
+    parser.add_argument("--no-clustering", action="store_true", help="skip ARI / NMI (the Louvain sweep)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the model's)")
+    parser.add_argument("--n-top-genes", type=int, default=5000, help="highly variable genes kept from counts (default 5000)")
+    parser.add_argument("--cache", metavar="DIR", help="cache folder (default: $TOPICEVAL_CACHE/leaderboard or the user cache)")
+    parser.add_argument("--backend", choices=["joblib", "dask", "sequential"], default="joblib", help="how cells run (default joblib)")
+    parser.add_argument("--n-jobs", type=int, default=1, help="parallel cells (default 1)")
+    parser.add_argument("--out", metavar="DIR", help="write select_k.csv and select_k.png here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_cmd_select_k)
+
+
+def _cmd_select_k(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from topiceval.io import atomic_path
+    from topiceval.leaderboard import statistics
+    from topiceval.leaderboard.report import format_value, text_table
+
+    metrics = ["tc", "td", "tq", "ip"] + ([] if args.no_clustering else ["clustering"])
+    table = statistics.select_k(args.data, args.model, args.topics, args.seeds, label_key=args.label_key,
+                                species=args.species, values=args.values, gene_sets=args.gene_sets,
+                                metrics=metrics, epochs=args.epochs, n_top_genes=args.n_top_genes,
+                                cache=args.cache, backend=args.backend, n_jobs=args.n_jobs,
+                                progress=not args.no_progress)
+    shown = [m for m in statistics.SELECT_K_METRICS if m in table.columns]
+    header = ["K", *shown, "stability x TQ", ""]
+    rows = [[str(k), *[format_value(r[m], r[f"{m}_sd"]) for m in shown], format_value(r.get("stability_x_TQ")),
+             "<- max stability x TQ" if r.get("marked") else ""] for k, r in table.iterrows()]
+    print(text_table(header, rows))
+    print("\nstability: mean +- sd over seed pairs; other columns: mean +- sd over seeds. The marked K maximises "
+          "mean stability x mean TQ (the only rule applied); read the curves before choosing.")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "select_k.csv", suffix=".csv") as tmp:
+            table.to_csv(tmp, float_format="%.10g")
+        png = statistics.plot_select_k(table)
+        with atomic_path(out / "select_k.png", suffix=".png") as tmp:
+            Path(tmp).write_bytes(png)
+        from topiceval.leaderboard.runner import readable
+
+        for name in ("select_k.csv", "select_k.png"):
+            readable(out / name)
+        print(f"wrote {out / 'select_k.csv'} and {out / 'select_k.png'}")
+    return 0
 
 
 def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
@@ -188,8 +267,10 @@ def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
         "regress",
         help="compare metric values with a baseline; non-zero exit on drift",
         description="Compare current scores (an evaluation JSON, a leaderboard results.json or folder, or a "
-        "baseline) with a baseline. Exit 0: within tolerance; 1: drift or missing values; 3: the "
-        "configuration changed (config_sha256 differs: values not comparable, not a regression); 2: bad input.",
+        "baseline) with a baseline. Exit status, the first that applies: 1 drift beyond tolerance; 4 values "
+        "missing from the current results (same configuration); 5 a different model (name or shape); 3 the "
+        "configuration changed (config_sha256 differs: values not comparable, not a regression); 0 within "
+        "tolerance; 2 bad input (also a tolerance for a metric neither side has).",
         epilog="Example: topiceval regress --baseline baseline.json --current result.json --rtol GSEA_N=0.05",
     )
     regress.add_argument("--baseline", required=True, metavar="JSON", help="baseline file (topiceval-baseline format)")
@@ -198,6 +279,8 @@ def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
                          help="relative tolerance, per metric or (bare) for every metric; repeatable")
     regress.add_argument("--atol", action="append", default=[], metavar="[METRIC=]VALUE",
                          help="absolute tolerance, per metric or (bare) for every metric; repeatable")
+    regress.add_argument("--key", metavar="NAME", help="compare single evaluations under this name on both sides "
+                         "(two files of the same model named differently)")
     regress.add_argument("--all", action="store_true", help="show every compared value, not only the failing ones")
     regress.add_argument("--write-baseline", action="store_true",
                          help="write --current as a new baseline to --baseline (with the given tolerances) and exit")
@@ -399,9 +482,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     params = registry.TrainParams(
         n_topics=args.n_topics, epochs=args.epochs, seed=args.seed, layer=args.layer,
         embedding_key=args.embedding_key, label_key=args.label_key, n_top_genes=args.n_top_genes,
-        options=_parse_options(args.options),
+        options=_parse_options(args.options), progress=not args.no_progress,
     )
-    out = registry.train(args.model, args.data, args.out, params=params, overwrite=args.overwrite)
+    out = registry.train(args.model, args.data, args.out, params=params, overwrite=args.overwrite,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
     import json
 
     config = json.loads((out / registry.CONFIG_FILE).read_text())
@@ -496,10 +580,10 @@ def _cmd_regress(args: argparse.Namespace) -> int:
 
     tolerances = regress.parse_tolerance_pairs(args.rtol, args.atol)
     if args.write_baseline:
-        regress.make_baseline(args.current, tolerances=tolerances).write(args.baseline)
+        regress.make_baseline(args.current, tolerances=tolerances, key=args.key).write(args.baseline)
         print(f"wrote {args.baseline}")
         return 0
-    comparison = regress.compare(args.baseline, args.current, tolerances=tolerances or None)
+    comparison = regress.compare(args.baseline, args.current, tolerances=tolerances or None, key=args.key)
     table = comparison.diff_table(show_all=args.all)
     if table:
         print(table)
@@ -533,7 +617,12 @@ def _summary(result) -> str:  # noqa: ANN001 - Evaluation, imported lazily
             f"{coverage['n_covered']}/{coverage['n_genes']} model genes covered"
         )
     width = max(len(k) for k in result.scores.index)
-    lines += [f"  {key:<{width}}  {value:.4f}" for key, value in result.scores.items()]
+    for key, value in result.scores.items():
+        ci = result.info.get(key, {}).get("ci")
+        interval = f"  [{ci['low']:.4f}, {ci['high']:.4f}] {ci['level']:.0%} CI" if ci else ""
+        lines.append(f"  {key:<{width}}  {value:.4f}{interval}")
+    if any(result.info.get(k, {}).get("ci") for k in result.scores.index):
+        lines.append("  (percentile bootstrap over cells; topic and cluster assignments held fixed)")
     return "\n".join(lines)
 
 

@@ -146,8 +146,10 @@ class Evaluation:
         Per-metric facts (missing genes, pair counts, ...).
     details
         Long tables of metrics that have them, by name: ``"ora"`` (one row per (topic, set) pair
-        sharing a gene, :data:`~topiceval.metrics.ORA_COLUMNS`) and ``"gsea"`` (one row per tested
-        pair, :data:`~topiceval.metrics.GSEA_COLUMNS`).
+        sharing a gene, :data:`~topiceval.metrics.ORA_COLUMNS`), ``"gsea"`` (one row per tested
+        pair, :data:`~topiceval.metrics.GSEA_COLUMNS`), ``"clustering"`` (the resolution sweep),
+        ``"celltype"`` (per cell type: best topic, its AUROC, rare or not) and, with ``n_boot``,
+        ``"bootstrap"`` (one interval per score that has one).
     warnings
         Warnings raised while scoring, as text.
     """
@@ -250,7 +252,7 @@ class Evaluation:
                    [str(w) for w in stored.get("warnings", [])])
 
 
-_DETAIL_NAMES = tuple(family.detail for family in FAMILIES if family.detail)
+_DETAIL_NAMES = (*(family.detail for family in FAMILIES if family.detail), "bootstrap")
 
 
 def _score_order() -> list[str]:
@@ -418,6 +420,7 @@ def evaluate(
         coverage = None
         if collection is not None:
             coverage = collection.coverage(outputs.gene_names)
+            _warn_if_prior(outputs, collection)
         inputs = ScoringInput(outputs.topic_gene, outputs.gene_names, outputs.cell_topic,
                               outputs.cell_embedding, label_values, collection)
         results: list[tuple[str, MetricResult]] = []
@@ -437,9 +440,27 @@ def evaluate(
     info = {str(key): result.info_for(str(key)) for _, result in results for key in result.scores.index}
     details = {METRICS[metric].detail: result.table for metric, result in results
                if METRICS[metric].detail and result.table is not None}
+    intervals = [{"metric": key, "value": scores[key], **{k: facts["ci"][k] for k in ("low", "high", "level", "n_boot")}}
+                 for key, facts in info.items() if facts.get("ci")]
+    if intervals:  # bootstrap intervals (n_boot), one row per score that has one
+        details["bootstrap"] = pd.DataFrame(intervals)
     per_topic = _per_topic_table(outputs, inputs, opts.top_n, results)
     config = _config(outputs, order, opts, collection, coverage, label_values, skipped)
     return Evaluation(scores, per_topic, config, info, details, messages)
+
+
+def _warn_if_prior(outputs: TopicOutputs, collection: GeneSets) -> None:
+    """Warn when the gene sets are the collection the model was trained on as a prior (Spectra
+    records it in ``metadata["prior_gene_sets"]``): TC, ORA and GSEA on it measure the prior."""
+    prior = (outputs.metadata or {}).get("prior_gene_sets")
+    if not isinstance(prior, Mapping):
+        return
+    ours = {value for key in ("sha256", "content_sha256") if (value := collection.config().get(key))}
+    theirs = {value for key in ("sha256", "content_sha256") if (value := prior.get(key))}
+    if ours & theirs:
+        warnings.warn(f"{outputs.name}: these gene sets are the prior the model was trained on "
+                      f"({prior.get('source') or prior.get('name') or 'same sha256'}); scores computed on them "
+                      "(TC, TQ, ORA, GSEA) are circular", UserWarning, stacklevel=3)
 
 
 def _is_anndata(obj: Any) -> bool:
@@ -455,16 +476,18 @@ _GENE_SET_HASH_KEYS = ("content_sha256", "case", "filters", "species_match")
 def _per_topic_table(outputs: TopicOutputs, inputs: ScoringInput, top_n: int,
                      results: list[tuple[str, MetricResult]]) -> pd.DataFrame:
     """One row per topic: top genes, then each family's per-topic columns (a column named like a
-    score key keeps its name, others get the family's first key as prefix: ``TD_exclusive_share``)."""
+    score key keeps its name, and so does one already prefixed with the family's name
+    (``celltype_best_type``); others get the family's first key as prefix: ``TD_exclusive_share``)."""
     n_topics = outputs.n_topics or 0
     table = pd.DataFrame(index=pd.RangeIndex(n_topics, name="topic"))
     if outputs.topic_gene is not None:
         table["top_genes"] = [list(outputs.gene_names[row]) for row in inputs.top_genes(top_n)]
-    for _, result in results:
+    for metric, result in results:
         if result.per_topic is None:
             continue
         for column in result.per_topic.columns:
-            label = column if column in result.scores.index else f"{result.name}_{column}"
+            label = column if column in result.scores.index or column.startswith(f"{metric}_") \
+                else f"{result.name}_{column}"
             table[label] = result.per_topic[column].to_numpy()
     return table
 

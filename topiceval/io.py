@@ -41,6 +41,9 @@ __all__ = [
     "H5AD_KEYS",
     "atomic_path",
     "atomic_write",
+    "current_umask",
+    "follow_umask",
+    "make_temp_dir",
     "read_matrix",
     "read_gene_names",
     "read_labels",
@@ -63,13 +66,51 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 # --------------------------------------------------------------------------- atomic writes
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows.
+
+    Linux exposes it in ``/proc/self/status``; elsewhere it is read by setting ``0o077`` (the
+    safest value, should another thread create a file meanwhile) and restoring it at once.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: PathLike, directory: bool | None = None) -> None:
+    """Give ``path`` the mode a plain ``open`` / ``mkdir`` would have (``0o666`` or ``0o777``
+    less the umask).
+
+    :func:`tempfile.mkstemp` and :func:`tempfile.mkdtemp` create owner-only entries (``0600`` /
+    ``0700``); a file or folder written through one and renamed into place must get the user's
+    usual mode, or colleagues sharing a server cannot read it.
+    """
+    target = Path(path)
+    if directory is None:
+        directory = target.is_dir()
+    os.chmod(target, (0o777 if directory else 0o666) & ~current_umask())
+
+
+def make_temp_dir(prefix: str, dir: PathLike) -> Path:  # noqa: A002 - tempfile's name
+    """:func:`tempfile.mkdtemp` whose folder follows the umask (see :func:`follow_umask`)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=dir))
+    follow_umask(path, directory=True)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it over ``path`` only on success.
 
     For writers that take a file name (``AnnData.write_h5ad``, ``np.save``). A crash or exception
     inside the ``with`` block leaves ``path`` untouched (absent or as it was) and removes the
-    temporary file.
+    temporary file. The file placed at ``path`` has the mode of a normally created file
+    (``0o666`` less the umask), not ``mkstemp``'s ``0600``.
     """
     target = as_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +118,7 @@ def atomic_path(path: PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp_name)
+        follow_umask(tmp_name, directory=False)
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -324,7 +366,14 @@ def read_label_column(path: PathLike, column: str) -> np.ndarray:
     if path.name.lower().endswith(".h5ad"):
         import anndata
 
-        adata = anndata.read_h5ad(path, backed="r")
+        try:
+            adata = anndata.read_h5ad(path, backed="r")
+        except (OSError, KeyError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(
+                f"labels: {path} is not a readable h5ad file (--labels FILE.h5ad:COLUMN reads an "
+                f"AnnData's obs column; for a table use FILE.csv:COLUMN): {reason}"
+            ) from None
         try:
             columns = list(adata.obs.columns)
             if column not in columns:

@@ -25,10 +25,11 @@ HTML report draws its results tables with :func:`results_table`.
 
 Hook for the statistics plots
 -----------------------------
-The stability and critical-difference plots belong here once
-``topiceval.leaderboard.statistics`` exists; they follow the same contract (read its result
-tables, ``ax=``, ``show=``, ``save=``, return the Axes) and are added to the table above and to
-``__all__``. Nothing in this module imports that module yet.
+The leaderboard statistics (``topiceval.leaderboard.statistics``: topic stability across seeds,
+the Friedman test and its Nemenyi critical-difference diagram) draw their own figures in the
+report today. Their plots belong here, with the same contract (read its result tables, ``ax=``,
+``show=``, ``save=``, return the Axes), listed in the table above and in ``__all__``; the report
+then calls them as it calls :func:`results_table`. Nothing in this module imports that module.
 """
 
 from __future__ import annotations

@@ -422,9 +422,9 @@ def _external_embedding(adata: AnnData, key: str | None, matrix: np.ndarray | sp
     if n_comp < 1:
         raise InputError(f"too few cells or genes ({matrix.shape}) for a PCA fallback embedding")
     warnings.warn(
-        f"no external cell embedding (obsm[{DEFAULT_EMBEDDING_KEY!r}] or embedding_key): using a "
+        f"no external cell embedding (obsm[{DEFAULT_EMBEDDING_KEY!r}], or embedding_key= / --embedding-key): using a "
         f"{n_comp}-component PCA of the model input as the external view. This is not the paper's "
-        "setting (scGPT cell embeddings); pass embedding_key for that",
+        "setting (scGPT cell embeddings): name one with embedding_key= (--embedding-key KEY on the command line)",
         ExternalEmbeddingWarning, stacklevel=3)
     pca = PCA(n_components=n_comp, svd_solver="arpack", random_state=seed)
     emb = pca.fit_transform(matrix).astype(np.float32)
@@ -450,6 +450,8 @@ def registry_trainer(adata: AnnData, params: Any) -> Any:
 
     options = dict(params.options)
     runtime = {k: options.pop(k) for k in ("device", "n_threads", "progress") if k in options}
+    if "progress" not in runtime and getattr(params, "progress", None) is not None:
+        runtime["progress"] = bool(params.progress)
     model = SCE2TM(
         n_topics=params.n_topics if params.n_topics is not None else SCE2TMConfig.n_topics,
         epochs=params.epochs if params.epochs is not None else SCE2TMConfig.epochs,

@@ -2,9 +2,13 @@
 
 :data:`DATASETS` describes each dataset of ``shared/data/datasets`` (see ``MANIFEST.md`` and
 ``MANIFEST-datasets.md`` there): species, label column, citation, licence and file(s).
-:func:`load_dataset` reads one into AnnData. The folder is found, in order, at the ``data_dir``
-argument, ``$TOPICEVAL_SHARED_DATA``, ``../shared/data`` beside the repository (a source checkout or
-an editable install), and ``../shared/data`` beside the working directory; nothing is downloaded.
+:func:`load_dataset` reads one into AnnData. The folder (the one holding ``datasets/``) is found,
+in order, at the ``data_dir`` argument, ``$TOPICEVAL_SHARED_DATA``, ``../shared/data`` beside the
+repository (the source checkout the package runs from, as with an editable install; or, for a
+regular ``pip install .``, the local folder pip installed it from, which pip records in the
+distribution's ``direct_url.json``), and ``shared/data`` in the working directory or any folder above
+it; nothing is downloaded. :func:`shared_data_dir` does the search (also for ``shared:`` paths of a
+benchmark config).
 
 :func:`load_default` reads the dataset shipped inside the package (:data:`DEFAULT`), so that demos
 and the main job run with no data folder at all.
@@ -228,6 +232,41 @@ DEFAULT = DatasetInfo(
 
 
 # --------------------------------------------------------------------------- locating data
+def _source_checkout() -> Path | None:
+    """The repository the package runs from (a source checkout or an editable install), or None."""
+    repo = _HERE.parents[1]  # topiceval/datasets -> topiceval -> repository
+    return repo if (repo / "pyproject.toml").is_file() else None
+
+
+def _installed_from() -> Path | None:
+    """The local folder a regular (non-editable) install of this copy was made from, or None.
+
+    pip records it in the distribution's ``direct_url.json`` (PEP 610) as a ``file://`` URL with
+    ``dir_info``; it is used only when that distribution's files are the ones running.
+    """
+    import json
+    from importlib import metadata
+    from urllib.parse import unquote, urlsplit
+    from urllib.request import url2pathname
+
+    try:
+        dist = metadata.distribution("topiceval")
+        if Path(dist.locate_file("topiceval/datasets/registry.py")).resolve() != Path(__file__).resolve():
+            return None
+        record = json.loads(dist.read_text("direct_url.json") or "null")
+    except (metadata.PackageNotFoundError, ValueError, OSError):
+        return None
+    if not isinstance(record, dict) or "dir_info" not in record:
+        return None
+    url = urlsplit(str(record.get("url", "")))
+    if url.scheme != "file":
+        return None
+    return Path(url2pathname(unquote(url.path)))
+
+
+_ABOVE = "above the working directory"
+
+
 def _candidates(data_dir: PathLike | None) -> list[tuple[str, Path]]:
     if data_dir is not None:
         return [("data_dir argument", as_path(data_dir))]
@@ -235,9 +274,16 @@ def _candidates(data_dir: PathLike | None) -> list[tuple[str, Path]]:
     env = os.environ.get(ENV_VAR)
     if env:
         found.append((f"${ENV_VAR}", as_path(env)))
-    repo = _HERE.parents[1]  # topiceval/datasets -> topiceval -> repository (source / editable)
-    found.append(("beside the repository", repo.parent / "shared" / "data"))
-    found.append(("beside the working directory", Path.cwd().parent / "shared" / "data"))
+    repo = _source_checkout()
+    if repo is not None:
+        found.append(("beside the repository", repo.parent / "shared" / "data"))
+    else:
+        origin = _installed_from()
+        if origin is not None:
+            found.append(("beside the repository it was installed from", origin.parent / "shared" / "data"))
+    cwd = Path.cwd()
+    found.append(("in the working directory or a folder above it", cwd / "shared" / "data"))
+    found.extend((_ABOVE, folder / "shared" / "data") for folder in cwd.parents)
     return found
 
 
@@ -253,7 +299,8 @@ def shared_data_dir(data_dir: PathLike | None = None) -> Path:
     for where, path in _candidates(data_dir):
         if (path / "datasets").is_dir():
             return path
-        tried.append(f"{path} ({where})")
+        if where != _ABOVE:  # the working directory's entry stands for the folders above it
+            tried.append(f"{path} ({where})")
     raise InputError(
         "the shared data folder (with datasets/) was not found; tried " + "; ".join(tried)
         + f". Pass data_dir=... or set ${ENV_VAR}; load_default() needs no folder"

@@ -96,8 +96,10 @@ class RegressionFixture:
         if comparison.exit_code == 0:
             return comparison
         table = comparison.diff_table()
-        if comparison.n_drift:
-            pytest.fail(f"topiceval_regression: metric values drifted from {path}\n{table}\n"
+        if comparison.n_drift or comparison.n_missing or comparison.model_differs:
+            what = "drifted from" if comparison.n_drift else (
+                "are missing from" if comparison.n_missing else "come from another model than")
+            pytest.fail(f"topiceval_regression: metric values {what} {path}\n{table}\n"
                         f"{comparison.summary()}", pytrace=False)
         pytest.fail(f"topiceval_regression: the configuration changed (config_sha256 differs: gene sets, "
                     f"options or metrics), so the values are not comparable with {path}; this is not a "

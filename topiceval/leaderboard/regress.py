@@ -16,15 +16,24 @@ Baseline format (JSON, ``format = "topiceval-baseline"``, ``version = 1``)::
 ``config_sha256`` identifies everything that changes the numbers of an entry (the evaluation's
 ``config_sha256``: metrics, options, gene-set content; for leaderboard entries also the data and
 training settings). When it differs between baseline and current, the entry's values are not
-comparable: it is reported as ``config changed`` (exit status 3), never as a regression.
+comparable: it is reported as ``config changed`` (exit status 3), never as a regression; a metric
+the changed configuration no longer computes (other gene sets, fewer metrics) is part of that
+change, not a missing value.
+
+The model is part of what is compared: an entry of an evaluation records the model's name and
+shape (topics, genes, cells). Two single evaluations of different models (an NMF result against an
+scE2TM baseline), or entries whose shapes differ, are reported as ``model differs`` (exit status 5);
+``key=`` (``topiceval regress --key NAME``) states that two differently named files hold the same
+model.
 
 What :func:`load_scores` accepts as "current" (and as a baseline to convert): a baseline file, a
 leaderboard ``results.json`` (or its folder), or the JSON of one evaluation
 (``topiceval score --out``, :meth:`topiceval.Evaluation.to_json`).
 
-Exit statuses of ``topiceval regress`` (:data:`EXIT`): 0 every value within tolerance; 1 drift
-or a baseline entry or metric missing from the current results; 3 no drift, but some entries'
-configuration changed; 2 bad input (the CLI's user-error status).
+Exit statuses of ``topiceval regress`` (:data:`EXIT`), the first that applies: 1 drift beyond
+tolerance; 4 a baseline entry or metric missing from the current results (same configuration); 5
+the model differs; 3 the configuration changed; 0 every value within tolerance; 2 bad input (the
+CLI's user-error status, also for a tolerance naming a metric that neither side has).
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ __all__ = [
     "Baseline",
     "Comparison",
     "Tolerance",
+    "check_tolerance_names",
     "compare",
     "load_scores",
     "make_baseline",
@@ -59,7 +69,7 @@ __all__ = [
 BASELINE_FORMAT = "topiceval-baseline"
 BASELINE_VERSION = 1
 #: Exit statuses (see the module docstring).
-EXIT = {"ok": 0, "drift": 1, "config_changed": 3}
+EXIT = {"ok": 0, "drift": 1, "config_changed": 3, "missing": 4, "model_differs": 5}
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,7 @@ def make_baseline(source: Any, *, tolerances: Mapping[str, Tolerance | Mapping[s
     from topiceval import __version__
 
     current = load_scores(source, key=key)
+    check_tolerance_names(tolerances, current)
     parsed = {name: (tol if isinstance(tol, Tolerance) else Tolerance(**tol)) for name, tol in (tolerances or {}).items()}
     return Baseline(entries=current.entries, tolerances=parsed or dict(current.tolerances),
                     meta={"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "topiceval": __version__})
@@ -150,8 +161,15 @@ def make_baseline(source: Any, *, tolerances: Mapping[str, Tolerance | Mapping[s
 def _from_evaluation_dict(data: Mapping[str, Any], key: str | None) -> dict[str, dict[str, Any]]:
     config = data["config"]
     scores = {k: v for k, v in data.items() if k not in ("config", "per_topic")}
-    name = key or config.get("model", {}).get("name") or "result"
-    return {name: {"config_sha256": config.get("config_sha256"), "scores": scores}}
+    model = config.get("model") or {}
+    name = key or model.get("name") or "result"
+    identity = {k: model[k] for k in _MODEL_KEYS if model.get(k) is not None}
+    return {name: {"config_sha256": config.get("config_sha256"), "scores": scores,
+                   **({"model": identity} if identity else {})}}
+
+
+#: What identifies the model of an evaluation entry.
+_MODEL_KEYS = ("name", "n_topics", "n_genes", "n_cells")
 
 
 def load_scores(source: Any, *, key: str | None = None) -> Baseline:
@@ -213,6 +231,8 @@ def _entries(items: Any) -> dict[str, dict[str, Any]]:
         if item["key"] in out:
             raise InputError(f"baseline: duplicate entry {item['key']!r}")
         out[str(item["key"])] = {"config_sha256": item.get("config_sha256"), "scores": dict(item["scores"])}
+        if isinstance(item.get("model"), Mapping):
+            out[str(item["key"])]["model"] = dict(item["model"])
     return out
 
 
@@ -225,14 +245,28 @@ class Comparison:
     table
         One row per (entry, metric): ``key, metric, baseline, current, diff, rel_diff, rtol,
         atol, status`` with status ``ok``, ``drift``, ``missing`` (in the baseline, not in the
-        current results), ``new`` (only in the current results) or ``config changed``.
+        current results, same configuration), ``new`` (only in the current results),
+        ``config changed`` or ``model differs``.
+    notes
+        Sentences explaining ``model differs`` rows (which models were compared).
     """
 
     table: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_drift(self) -> int:
-        return int(self.table["status"].isin(["drift", "missing"]).sum())
+        """Values beyond tolerance (``drift`` rows)."""
+        return int((self.table["status"] == "drift").sum())
+
+    @property
+    def n_missing(self) -> int:
+        """Baseline values the current results lack under the same configuration."""
+        return int((self.table["status"] == "missing").sum())
+
+    @property
+    def model_differs(self) -> list[str]:
+        return sorted(set(self.table.loc[self.table["status"] == "model differs", "key"]))
 
     @property
     def config_changed(self) -> list[str]:
@@ -240,20 +274,27 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        """0 ok, 1 drift or missing, 3 configuration changed (no drift)."""
+        """1 drift, 4 missing values, 5 model differs, 3 configuration changed, 0 ok (first that applies)."""
         if self.n_drift:
             return EXIT["drift"]
+        if self.n_missing:
+            return EXIT["missing"]
+        if self.model_differs:
+            return EXIT["model_differs"]
         if self.config_changed:
             return EXIT["config_changed"]
         return EXIT["ok"]
 
     def summary(self) -> str:
         counts = self.table["status"].value_counts()
-        parts = [f"{int(counts.get(s, 0))} {s}" for s in ("ok", "drift", "missing", "config changed", "new")
-                 if counts.get(s, 0)]
+        parts = [f"{int(counts.get(s, 0))} {s}" for s in
+                 ("ok", "drift", "missing", "model differs", "config changed", "new") if counts.get(s, 0)]
         verdict = {0: "no regression", 1: "REGRESSION: values drifted beyond tolerance",
-                   3: "configuration changed: values not comparable (update the baseline knowingly)"}[self.exit_code]
-        return f"{verdict} ({', '.join(parts) or 'nothing compared'})"
+                   4: "MISSING: baseline values absent from the current results (same configuration)",
+                   5: "different model: values not comparable (compare results of the same model)",
+                   3: "configuration changed: values not comparable, not a regression (update the baseline "
+                      "knowingly)"}[self.exit_code]
+        return "\n".join([*self.notes, f"{verdict} ({', '.join(parts) or 'nothing compared'})"])
 
     def diff_table(self, *, show_all: bool = False) -> str:
         """Plain-text table of the rows that are not ``ok`` (all rows with ``show_all``)."""
@@ -301,6 +342,26 @@ def parse_tolerance_pairs(rtol: Any, atol: Any) -> dict[str, Tolerance]:
     return {metric: Tolerance(**{**DEFAULT_TOLERANCE.to_dict(), **given}) for metric, given in values.items()}
 
 
+def check_tolerance_names(tolerances: Mapping[str, Any] | None, *sides: Baseline) -> None:
+    """Refuse a tolerance for a metric that none of ``sides`` holds (a typo such as ``GSEA_X``)."""
+    known = {metric for side in sides for entry in side.entries.values() for metric in entry["scores"]}
+    unknown = sorted(set(tolerances or {}) - known - {"default"})
+    if unknown:
+        raise InputError(
+            f"--rtol/--atol name no metric of these scores: {', '.join(unknown)}; metrics: "
+            f"{', '.join(sorted(known)) or 'none'}"
+        )
+
+
+def _model_mismatch(base: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> str | None:
+    """How two entries' recorded models differ (shape only: names are the keys), or ``None``."""
+    if not base or not current:
+        return None
+    changed = [f"{k} {base[k]} vs {current[k]}" for k in ("n_topics", "n_genes", "n_cells")
+               if k in base and k in current and base[k] != current[k]]
+    return ", ".join(changed) or None
+
+
 def compare(baseline: Any, current: Any, *, tolerances: Mapping[str, Tolerance] | None = None,
             key: str | None = None) -> Comparison:
     """Compare current scores with a baseline.
@@ -324,21 +385,33 @@ def compare(baseline: Any, current: Any, *, tolerances: Mapping[str, Tolerance] 
     """
     base = load_scores(baseline, key=key)
     cur = load_scores(current, key=key)
+    check_tolerance_names(tolerances, base, cur)
+    notes: list[str] = []
+    different: dict[str, str] = {}
     if len(base.entries) == 1 and len(cur.entries) == 1 and set(base.entries) != set(cur.entries):
-        # Two single evaluations named differently (e.g. two files of one model): compare them.
-        only = next(iter(base.entries))
+        # Two single evaluations of differently named models: not comparable, and said so.
+        only, theirs = next(iter(base.entries)), next(iter(cur.entries))
         cur = Baseline({only: next(iter(cur.entries.values()))})
+        different[only] = f"baseline model {only!r}, current model {theirs!r}"
+        notes.append(f"the baseline holds model {only!r} but the current results hold {theirs!r}; if they "
+                     f"are the same model under two names, compare with --key NAME (key= in Python)")
     rows = []
     for name, entry in base.entries.items():
         other = cur.entries.get(name)
+        mismatch = None if other is None else _model_mismatch(entry.get("model"), other.get("model"))
+        if mismatch and name not in different:
+            different[name] = mismatch
+            notes.append(f"{name}: the model differs ({mismatch})")
+        changed = other is not None and entry.get("config_sha256") != other.get("config_sha256")
         for metric, value in entry["scores"].items():
             tol = base.tolerance(metric, tolerances)
-            if other is None or metric not in other["scores"]:
-                rows.append(_row(name, metric, value, None, tol, "missing"))
-                continue
-            now = other["scores"][metric]
-            if entry.get("config_sha256") != other.get("config_sha256"):
+            now = None if other is None else other["scores"].get(metric)
+            if name in different:
+                status = "model differs"
+            elif changed:  # a metric the new configuration no longer computes is part of the change
                 status = "config changed"
+            elif other is None or metric not in other["scores"]:
+                status = "missing"
             else:
                 status = "ok" if tol.holds(value, now) else "drift"
             rows.append(_row(name, metric, value, now, tol, status))
@@ -351,7 +424,7 @@ def compare(baseline: Any, current: Any, *, tolerances: Mapping[str, Tolerance] 
             for metric, now in other["scores"].items():
                 rows.append(_row(name, metric, None, now, base.tolerance(metric, tolerances), "new"))
     columns = ["key", "metric", "baseline", "current", "diff", "rel_diff", "rtol", "atol", "status"]
-    return Comparison(pd.DataFrame(rows, columns=columns))
+    return Comparison(pd.DataFrame(rows, columns=columns), notes)
 
 
 def _row(key: str, metric: str, baseline: Any, current: Any, tol: Tolerance, status: str) -> dict[str, Any]:

@@ -10,9 +10,12 @@
 * ``scores.csv``, ``summary.csv``, ``cells.csv``, ``per_topic.csv``, ``pathways.csv``,
   ``results.json``: every number shown (:meth:`Results.write`).
 
-Models are ranked per dataset by their mean rank over ``rank_by`` metrics (higher is better for
-every score; a missing value ranks last); the overall ranking averages those mean ranks over the
-datasets. Plots need matplotlib (``pip install "topiceval[report]"``).
+Two orderings, named apart on the page: a model's *metric rank* on one dataset is its mean rank
+over the ``rank_by`` metrics (higher is better for every score; a missing value ranks last); its
+*placing* on a dataset is its position by metric rank there (1 = best), and the overall table
+shows the *mean placing* over datasets. Warnings that qualify a number (a GSEA ranking of ties,
+an undefined metric, low gene-set coverage) are listed under the table that shows it. Plots need
+matplotlib (``pip install "topiceval[report]"``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from topiceval.errors import TopicEvalError
 from topiceval.io import atomic_write
 from topiceval.metrics.registry import main_keys, score_keys
 
+from . import statistics
 from .config import RANK_BY
 from .runner import Results, readable
 
@@ -40,6 +44,7 @@ __all__ = [
     "METRIC_ORDER",
     "format_value",
     "overall_ranking",
+    "prior_flags",
     "ranked_table",
     "text_table",
     "write_report",
@@ -49,16 +54,26 @@ __all__ = [
 #: read from the metric registry: a new family's keys appear without an edit here.
 MAIN_METRICS = main_keys()
 METRIC_ORDER = score_keys()
-_DPI = 80
+_DPI = 100
+#: Display names of the two orderings (see the module docstring).
+METRIC_RANK = "metric rank"
+PLACING = "placing"
 
 
 # --------------------------------------------------------------------------- tables
-def format_value(mean: float, sd: float = float("nan")) -> str:
-    """``0.183 ± 0.004`` (3 decimals below 10, 1 below 100, none above; no sd for one seed)."""
+def format_value(mean: float, sd: float = float("nan"), *, integer: bool = False) -> str:
+    """``0.183 ± 0.004`` (3 decimals below 10, 1 below 100, none above; no sd for one seed).
+
+    ``integer``: a count (``ORA_N``, ``GSEA_N``): a whole mean is printed without decimals
+    (``8``, not ``8.000``), a mean over seeds with one.
+    """
     if mean is None or pd.isna(mean):
         return "–"
     size = abs(mean)
     digits = 3 if size < 10 else (1 if size < 100 else 0)
+    if integer:
+        whole = float(mean).is_integer() and (sd is None or pd.isna(sd) or float(sd).is_integer())
+        digits = 0 if whole else min(digits, 1)
     text = f"{mean:.{digits}f}"
     if sd is not None and not pd.isna(sd):
         text += f" ± {sd:.{digits}f}"
@@ -134,6 +149,53 @@ def overall_ranking(results: Results, collection: str, *, rank_by: Sequence[str]
     return out.sort_values(["mean_rank", "wins"], ascending=[True, False], kind="stable")
 
 
+def prior_flags(results: Results) -> pd.DataFrame:
+    """Scores computed against the gene-set collection the model used as its prior (circular).
+
+    A model trained with a gene-set prior (Spectra) records the prior's sha256 (``cells``
+    column ``prior_sha256``); a score that needs gene sets (TC, TQ, ORA_*, GSEA_*) computed on a
+    collection with the same file or content sha256 measures the prior, not the model.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, model, collection): ``seeds``, ``metrics`` (the flagged keys) and
+        ``prior_sha256``; empty when nothing is circular.
+    """
+    from topiceval.evaluate import METRICS
+
+    columns = ["dataset", "model", "collection", "seeds", "metrics", "prior_sha256"]
+    cells, scores = results.cells, results.scores
+    if cells.empty or scores.empty or "prior_sha256" not in cells:
+        return pd.DataFrame(columns=columns)
+    needs_sets = {key for spec in METRICS.values() if "gene_sets" in spec.needs for key in spec.keys}
+    priors = {(c["dataset"], c["model"], int(c["seed"])): set(str(c["prior_sha256"]).split())
+              for _, c in cells.iterrows() if isinstance(c["prior_sha256"], str) and c["prior_sha256"].strip()}
+    records = results.config.get("gene_sets", {}) or {}
+    flagged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for (dataset, model, seed, collection, species), group in scores.groupby(
+            ["dataset", "model", "seed", "collection", "species"], sort=False):
+        hashes = priors.get((dataset, model, int(seed)))
+        record = (records.get(collection) or {}).get(species) or {}
+        same = hashes and hashes & {record.get("sha256"), record.get("content_sha256")} - {None}
+        metrics = [m for m in group["metric"] if m in needs_sets]
+        if not same or not metrics:
+            continue
+        entry = flagged.setdefault((dataset, model, collection), {"seeds": [], "metrics": [], "sha": set()})
+        entry["seeds"].append(int(seed))
+        entry["metrics"] += [m for m in metrics if m not in entry["metrics"]]
+        entry["sha"] |= same
+    rows = [[d, m, c, ", ".join(map(str, sorted(e["seeds"]))), ", ".join(e["metrics"]),
+             " ".join(sorted(e["sha"]))] for (d, m, c), e in flagged.items()]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _prior_notes(results: Results) -> list[str]:
+    return [f"CIRCULAR: {r.model} on {r.dataset} used the {r.collection} gene sets as its prior (sha256 "
+            f"{r.prior_sha256.split()[0][:12]}); its {r.metrics} on {r.collection} (seeds {r.seeds}) measure "
+            "that prior, not the model" for r in prior_flags(results).itertuples()]
+
+
 def _model_order(results: Results) -> list[str]:
     models = [m["name"] for m in results.config.get("models", [])]
     extra = [m for m in pd.unique(results.scores.get("model", pd.Series(dtype=str))) if m not in models]
@@ -150,12 +212,26 @@ def _collection_order(results: Results) -> list[str]:
     return [c["name"] for c in results.config.get("collections", [])]
 
 
-def _display(table: pd.DataFrame, metrics: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "rank", *[m for m in metrics if m in table.columns], "seeds"]
+def count_metrics(results: Results) -> set[str]:
+    """Metrics that are counts: every value a whole number, and named ``*_N`` or above 1."""
+    scores = results.scores
+    if scores.empty:
+        return set()
+    out = set()
+    for metric, values in scores.groupby("metric")["value"]:
+        finite = values.dropna().to_numpy(dtype=float)
+        if finite.size and np.all(finite == np.round(finite)) and (str(metric).endswith("_N") or finite.max() > 1):
+            out.add(str(metric))
+    return out
+
+
+def _display(table: pd.DataFrame, metrics: Sequence[str],
+             counts: set[str] | frozenset[str] = frozenset()) -> tuple[list[str], list[list[str]]]:
+    header = ["model", METRIC_RANK, *[m for m in metrics if m in table.columns], "seeds"]
     rows = []
     for model, row in table.iterrows():
         cells = [str(model), format_value(row["rank"]) if not pd.isna(row["rank"]) else "–"]
-        cells += [format_value(row[m], row.get(f"{m}_sd")) for m in metrics if m in table.columns]
+        cells += [format_value(row[m], row.get(f"{m}_sd"), integer=m in counts) for m in metrics if m in table.columns]
         cells.append(str(int(row["n_seeds"])))
         rows.append(cells)
     return header, rows
@@ -182,7 +258,8 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
+    return (f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
+            "</tbody></table></div>")
 
 
 # --------------------------------------------------------------------------- plots
@@ -236,9 +313,14 @@ def plot_scatter(results: Results, collection: str, x: str = "TC", y: str = "ARI
     ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=colors[m], marker="o", linestyle="", label=m) for m in models]
-    handles += [Line2D([], [], color="grey", marker=markers[d], linestyle="", label=d) for d in datasets]
-    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    # colour = model, marker = dataset; each legend says which it explains
+    models_legend = ax.legend(handles=[Line2D([], [], color=colors[m], marker="o", linestyle="", label=m) for m in models],
+                              title="model (colour)", fontsize=8, title_fontsize=8, loc="upper left",
+                              bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.add_artist(models_legend)
+    ax.legend(handles=[Line2D([], [], color="grey", marker=markers[d], linestyle="", label=d) for d in datasets],
+              title="dataset (marker)", fontsize=8, title_fontsize=8, loc="lower left",
+              bbox_to_anchor=(1.01, 0.0), frameon=False)
     return _png(fig)
 
 
@@ -252,30 +334,39 @@ def plot_heatmaps(results: Results, collection: str, metrics: Sequence[str] = MA
         return None
     models = [m for m in _model_order(results) if m in set(part["model"])]
     datasets = [d for d in _dataset_order(results) if d in set(part["dataset"])]
-    ncols = min(4, len(metrics))
+    counts = count_metrics(results)
+    ncols = min(2, len(metrics))  # two panels a row: about 1200 px wide, so text stays ~12 px on the page
     nrows = int(np.ceil(len(metrics) / ncols))
-    width = max(2.6, 0.55 * len(datasets) + 1.4)
-    height = max(2.0, 0.3 * len(models) + 1.0)
-    fig = Figure(figsize=(width * ncols, height * nrows + 0.4), layout="constrained")
+    width = max(3.4, 0.8 * len(datasets) + 2.2)
+    height = max(2.4, 0.42 * len(models) + 1.4)
+    fig = Figure(figsize=(width * ncols, height * nrows + 0.6), layout="constrained")
     for i, metric in enumerate(metrics):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         grid = (part[part["metric"] == metric].pivot(index="model", columns="dataset", values="mean")
                 .reindex(index=models, columns=datasets))
         values = grid.to_numpy(dtype=float)
         masked = np.ma.masked_invalid(values)
-        ax.imshow(masked, aspect="auto", cmap="viridis")
-        ax.set_xticks(range(len(datasets)), datasets, rotation=40, ha="right", fontsize=7)
-        ax.set_yticks(range(len(models)), models if i % ncols == 0 else [""] * len(models), fontsize=7)
-        ax.set_title(metric, fontsize=9)
+        image = ax.imshow(masked, aspect="auto", cmap="viridis")
+        bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02)
+        bar.ax.tick_params(labelsize=8)
+        if metric in counts:
+            from matplotlib.ticker import MaxNLocator
+
+            bar.locator = MaxNLocator(integer=True)
+            bar.update_ticks()
+        ax.set_xticks(range(len(datasets)), datasets, rotation=30, ha="right", fontsize=9)
+        ax.set_yticks(range(len(models)), models, fontsize=9)
+        ax.set_title(metric, fontsize=11)
         finite = values[np.isfinite(values)]
         middle = (finite.min() + finite.max()) / 2 if finite.size else 0
         for r in range(values.shape[0]):
             for c in range(values.shape[1]):
                 value = values[r, c]
-                label = "–" if not np.isfinite(value) else format_value(value)
-                ax.text(c, r, label, ha="center", va="center", fontsize=6,
+                label = "–" if not np.isfinite(value) else format_value(value, integer=metric in counts)
+                ax.text(c, r, label, ha="center", va="center", fontsize=10,
                         color="white" if np.isfinite(value) and value < middle else "black")
-    fig.suptitle(f"Mean over seeds ({collection} gene sets); a dash: not run", fontsize=10)
+    fig.suptitle(f"Mean over seeds ({collection} gene sets). Each panel has its own colour scale, from "
+                 "its lowest to its highest value (colour bar beside it); a dash: not run", fontsize=10)
     return _png(fig)
 
 
@@ -288,8 +379,9 @@ def plot_enrichment(results: Results, collection: str) -> str | None:
         return None
     datasets = [d for d in _dataset_order(results) if d in set(part["dataset"])]
     models = [m for m in _model_order(results) if m in set(part["model"])]
-    fig = Figure(figsize=(min(3.2 * len(datasets), 16), 3.2), layout="constrained")
+    fig = Figure(figsize=(min(3.6 * len(datasets), 16), 3.6), layout="constrained")
     metrics = [m for m in ("ORA_N", "GSEA_N") if m in set(part["metric"])]
+    several = bool((part["n"] > 1).any()) if "n" in part else False
     shades = {"ORA_N": "#4c72b0", "GSEA_N": "#dd8452"}
     for i, dataset in enumerate(datasets):
         ax = fig.add_subplot(1, len(datasets), i + 1)
@@ -298,47 +390,59 @@ def plot_enrichment(results: Results, collection: str) -> str | None:
         width = 0.8 / len(metrics)
         for j, metric in enumerate(metrics):
             rows = sub[sub["metric"] == metric].set_index("model").reindex(models)
+            # error bars only where there is a spread to show (sample sd over two or more seeds)
+            spread = rows["sd"].where(rows["n"] > 1) if "n" in rows else rows["sd"] * np.nan
             ax.bar(x + (j - (len(metrics) - 1) / 2) * width, rows["mean"].fillna(0), width,
-                   yerr=rows["sd"].fillna(0), color=shades[metric], label=metric, capsize=2)
+                   yerr=spread.fillna(0).to_numpy() if spread.notna().any() else None,
+                   color=shades[metric], label=metric, capsize=2)
         ran = set(sub["model"])
         for k, model in enumerate(models):
             if model not in ran:
                 ax.text(k, 0, "not run", rotation=90, ha="center", va="bottom", fontsize=6, color="grey")
-        ax.set_xticks(x, models, rotation=45, ha="right", fontsize=7)
-        ax.set_title(dataset, fontsize=9)
-        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xticks(x, models, rotation=45, ha="right", fontsize=9)
+        ax.set_title(dataset, fontsize=10)
+        ax.tick_params(axis="y", labelsize=8)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of pathways
         if i == 0:
-            ax.set_ylabel("distinct enriched pathways", fontsize=8)
-            ax.legend(fontsize=7, frameon=False)
+            ax.set_ylabel("distinct enriched pathways", fontsize=9)
+            ax.legend(fontsize=8, frameon=False)
+    fig.suptitle("Mean over seeds; " + ("error bars: sample sd over seeds" if several
+                                        else "one seed, so no error bars"), fontsize=9)
     return _png(fig)
 
 
 def plot_pathways(results: Results, dataset: str, collection: str, method: str = "GSEA", top: int = 8) -> str | None:
     """For each model (first seed), the pathways enriched in the most topics (bar length = topics)."""
     _, Figure = _matplotlib()
-    table = results.pathways
-    if table.empty:
+    part, models, seed = _pathway_panel(results, dataset, collection, method)
+    if not models:
         return None
-    part = table[(table["dataset"] == dataset) & (table["collection"] == collection) & (table["method"] == method)]
-    if part.empty:
-        return None
-    seed = min(part["seed"])
-    part = part[part["seed"] == seed]
-    models = [m for m in _model_order(results) if m in set(part["model"])]
-    ncols = min(3, len(models))
+    from matplotlib.ticker import MaxNLocator
+
+    ncols = min(2, len(models))  # two panels a row keep the pathway names legible on the page
     nrows = int(np.ceil(len(models) / ncols))
-    fig = Figure(figsize=(5.2 * ncols, 2.2 * nrows + 0.3), layout="constrained")
+    fig = Figure(figsize=(5.6 * ncols, 2.6 * nrows + 0.4), layout="constrained")
     for i, model in enumerate(models):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         rows = part[part["model"] == model].head(top).iloc[::-1]
-        labels = [t if len(t) <= 42 else t[:40] + "…" for t in rows["term"]]
+        ax.set_title(f"{model}", fontsize=10)
+        if rows.empty:  # the model ran and was scored, but no pathway passed: say so
+            ax.text(0.5, 0.5, f"none: no pathway enriched ({method})", ha="center", va="center",
+                    fontsize=9, color="#555", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        labels = [_short_term(t) for t in rows["term"]]
         ax.barh(range(len(rows)), rows["n_topics"], color="#55a868", height=0.7)
-        ax.set_yticks(range(len(rows)), labels, fontsize=6)
+        ax.set_yticks(range(len(rows)), labels, fontsize=8)
         ax.set_ylim(len(rows) - top - 0.5, len(rows) - 0.5)
-        ax.set_title(f"{model}", fontsize=8)
-        ax.tick_params(axis="x", labelsize=6)
-        ax.set_xlabel("topics enriched", fontsize=7)
-    fig.suptitle(f"{dataset}: pathways enriched ({method}) in the most topics, seed {seed}", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a number of topics
+        ax.set_xlabel("topics enriched", fontsize=9)
+    fig.suptitle(f"{dataset}: pathways enriched ({method}) in the most topics, seed {seed} "
+                 "(full names in the table below)", fontsize=10)
     return _png(fig)
 
 
@@ -353,6 +457,50 @@ def plot_results_table(results: Results, dataset: str, collection: str) -> str |
     fig = Figure(figsize=(1.0 * len(MAIN_METRICS) + 3.0, 0.42 * len(table) + 1.4), layout="constrained")
     pl.results_table(results, dataset, collection, ax=fig.add_subplot())
     return _png(fig)
+
+
+def _short_term(term: str, width: int = 42) -> str:
+    return term if len(term) <= width else term[: width - 2] + "…"
+
+
+def _pathway_panel(results: Results, dataset: str, collection: str, method: str) -> tuple[pd.DataFrame, list[str], int]:
+    """Pathway rows of the first seed, and every model scored with ``method`` there (with or without hits)."""
+    table = results.pathways
+    scores = results.scores
+    scored = scores[(scores["dataset"] == dataset) & (scores["collection"] == collection)
+                    & (scores["metric"] == f"{method}_N")] if not scores.empty else scores
+    part = table[(table["dataset"] == dataset) & (table["collection"] == collection)
+                 & (table["method"] == method)] if not table.empty else table
+    seeds = sorted(set(scored["seed"]) if not scored.empty else set()) or sorted(set(part["seed"]) if not part.empty else set())
+    if not seeds:
+        return part, [], 0
+    seed = int(seeds[0])
+    part = part[part["seed"] == seed] if not part.empty else part
+    ran = set(scored.loc[scored["seed"] == seed, "model"]) if not scored.empty else set()
+    ran |= set(part["model"]) if not part.empty else set()
+    if part.empty and not ran:
+        return part, [], seed
+    return part, [m for m in _model_order(results) if m in ran], seed
+
+
+def _pathway_names_html(results: Results, dataset: str, collection: str, method: str = "GSEA", top: int = 8) -> str:
+    """The pathways of :func:`plot_pathways` with their full names (hover a shortened one)."""
+    part, models, seed = _pathway_panel(results, dataset, collection, method)
+    if not models:
+        return ""
+    rows = []
+    for model in models:
+        hits = part[part["model"] == model].head(top) if not part.empty else part
+        if hits.empty:
+            rows.append(f"<tr><td>{html.escape(model)}</td><td>none</td></tr>")
+            continue
+        items = ", ".join(
+            f'<span title="{html.escape(str(t))}">{html.escape(_short_term(str(t)))}</span> ({int(n)})'
+            for t, n in zip(hits["term"], hits["n_topics"], strict=True))
+        rows.append(f"<tr><td>{html.escape(model)}</td><td>{items}</td></tr>")
+    return (f'<details class="pathways"><summary>pathway names ({method}, seed {seed}; topics in brackets; '
+            "hover a shortened name for the full one)</summary><table class=\"pathways\"><thead><tr>"
+            "<th>model</th><th>pathways</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></details>")
 
 
 # --------------------------------------------------------------------------- documents
@@ -397,6 +545,40 @@ def _settings_rows(results: Results) -> dict[str, tuple[list[str], list[list[str
         "collections": (["collection", "species", "gene sets", "sets", "content sha256", "metrics"], collections),
         "options": (["evaluation option", "value"], options or [["(all defaults)", ""]]),
     }
+
+
+def _cell_warnings(results: Results, dataset: str, collection: str) -> list[tuple[str, str]]:
+    """``(model and seeds, text)`` of every warning recorded for the numbers of one table: the
+    scoring warnings of this collection and the training warnings of the dataset's cells."""
+    cells = results.cells
+    if cells.empty or "warnings" not in cells:
+        return []
+    found: dict[tuple[str, str], list[int]] = {}
+    part = cells[(cells["dataset"] == dataset) & (cells["status"] == "done")]
+    for row in part.itertuples():
+        text = row.warnings if isinstance(row.warnings, str) else ""
+        for line in filter(None, text.split("\n")):
+            if line.startswith("["):
+                name, _, message = line[1:].partition("] ")
+                if name != collection:
+                    continue
+            else:
+                message = line
+            found.setdefault((str(row.model), message), []).append(int(row.seed))
+    out = []
+    for model in _model_order(results):
+        for (name, message), seeds in found.items():
+            if name == model:
+                label = f"{model} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(set(seeds))))})"
+                out.append((label, message))
+    return out
+
+
+def _warnings_html(cautions: Sequence[tuple[str, str]]) -> str:
+    if not cautions:
+        return ""
+    items = "".join(f"<li><b>{html.escape(who)}</b>: {html.escape(text)}</li>" for who, text in cautions)
+    return f'<ul class="warnings" title="warnings recorded while these numbers were computed">{items}</ul>'
 
 
 def _or_default(value: Any) -> str:
@@ -466,9 +648,13 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}h3{margin-bottom:.3em}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left}
 th{background:#f3f3f3}tbody tr:nth-child(even){background:#fafafa}table.genes td:nth-child(2){font-family:monospace}
-img{max-width:100%;height:auto;display:block;margin:.5em 0}details{margin:.3em 0}summary{cursor:pointer}
+img{max-width:100%;height:auto;display:block;margin:.5em 0}
+.plot{overflow-x:auto}@media (max-width:760px){.plot img{max-width:none;width:760px}}details{margin:.3em 0}summary{cursor:pointer}
 .note{background:#fff8e1;border-left:4px solid #f0c000;padding:.5em 1em;white-space:pre-wrap}
 code{background:#f3f3f3;padding:0 .2em}
+ul.warnings{background:#fff8e1;border-left:4px solid #f0c000;margin:.2em 0 1em;padding:.4em 1em .4em 2em;font-size:.85em}
+table.pathways td:nth-child(2){font-size:.9em}span[title]{border-bottom:1px dotted #888;cursor:help}
+.scroll{overflow-x:auto}table.ranked td,table.full td,table.overall td{white-space:nowrap}
 """
 
 
@@ -485,7 +671,7 @@ def leaderboard_text(results: Results, *, metrics: Sequence[str] = MAIN_METRICS)
             table = ranked_table(results, dataset, collection)
             if table.empty:
                 continue
-            header, rows = _display(table, metrics)
+            header, rows = _display(table, metrics, count_metrics(results))
             parts.append(f"{dataset} ({collection} gene sets)\n" + text_table(header, rows))
     return "\n\n".join(parts)
 
@@ -530,7 +716,7 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     ]
     facts = [f for f in facts if f]
     notes = str(config.get("notes", "")).strip()
-    run_notes = list(config.get("notes_run", []))
+    run_notes = list(config.get("notes_run", [])) + _prior_notes(results)
 
     md: list[str] = [f"# {title}", ""]
     if config.get("description"):
@@ -541,8 +727,11 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     if run_notes:
         md += ["- " + n for n in run_notes] + [""]
     rank_by = ", ".join(config.get("rank_by", RANK_BY))
-    md += ["## Overall ranking", "", (f"Mean over datasets of each model's rank on one dataset (the mean of its "
-                                       f"ranks on {rank_by}; 1 = best)."), ""]
+    counts = count_metrics(results)
+    overall_text = (f"A model's {PLACING} on a dataset is its position there by {METRIC_RANK} (1 = best); "
+                    f"the {METRIC_RANK} is the mean of its ranks on {rank_by}. Mean {PLACING}: the mean "
+                    "over datasets; wins: datasets placed first.")
+    md += ["## Overall ranking", "", overall_text, ""]
     htm: list[str] = [f"<h1>{html.escape(title)}</h1>"]
     if config.get("description"):
         htm.append(f"<p>{html.escape(str(config['description']).strip())}</p>")
@@ -551,34 +740,38 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
         htm.append(f'<h2>Notes</h2><div class="note">{html.escape(notes)}</div>')
     if run_notes:
         htm.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in run_notes) + "</ul>")
-    htm.append(f"<h2>Overall ranking</h2><p>Mean over datasets of each model's rank on one dataset (the mean of "
-               f"its ranks on {html.escape(rank_by)}; 1 = best).</p>")
+    htm.append(f"<h2>Overall ranking</h2><p>{html.escape(overall_text)}</p>")
     for collection in collections:
         overall = overall_ranking(results, collection)
         if overall.empty:
             continue
-        header = ["model", "mean rank", "datasets", "wins", *[c for c in overall.columns[3:]]]
+        header = ["model", f"mean {PLACING}", "datasets", "wins", *[f"{PLACING} on {c}" for c in overall.columns[3:]]]
         rows = [[m, format_value(r["mean_rank"]), str(int(r["datasets"])), str(int(r["wins"])),
                  *[("–" if pd.isna(r[c]) else f"{r[c]:.0f}") for c in overall.columns[3:]]]
                 for m, r in overall.iterrows()]
         md += [f"**{collection} gene sets**", "", _markdown_table(header, rows), ""]
         htm.append(f"<h3>{html.escape(collection)} gene sets</h3>" + _html_table(header, rows, "overall"))
 
-    md += ["## Results per dataset", "", ("Mean ± sample sd over seeds; `rank` is the mean rank over "
-                                          f"{rank_by}. All metrics are in `summary.csv` (per seed: `scores.csv`)."), ""]
-    htm.append("<h2>Results per dataset</h2><p>Mean ± sample sd over seeds; <code>rank</code> is the mean rank "
-               f"over {html.escape(rank_by)}. The full tables list every metric.</p>")
+    md += ["## Results per dataset", "", (f"Mean ± sample sd over seeds; `{METRIC_RANK}` is the model's mean rank over "
+                                          f"{rank_by} on this dataset (1 = best). Warnings that qualify a number "
+                                          "follow its table. All metrics are in `summary.csv` (per seed: `scores.csv`)."), ""]
+    htm.append(f"<h2>Results per dataset</h2><p>Mean ± sample sd over seeds; <code>{METRIC_RANK}</code> is the "
+               f"model's mean rank over {html.escape(rank_by)} on this dataset (1 = best). Warnings that qualify "
+               "a number are listed under its table. The full tables list every metric.</p>")
     for dataset in datasets:
         blocks_md, blocks_html = [], []
         for collection in collections:
             table = ranked_table(results, dataset, collection)
             if table.empty:
                 continue
-            header, rows = _display(table, MAIN_METRICS)
+            header, rows = _display(table, MAIN_METRICS, counts)
+            cautions = _cell_warnings(results, dataset, collection)
             blocks_md += [f"**{collection} gene sets**", "", _markdown_table(header, rows), ""]
-            full_header, full_rows = _display(table, METRIC_ORDER)
+            blocks_md += [f"- warning, {m}: {t}" for m, t in cautions] + ([""] if cautions else [])
+            full_header, full_rows = _display(table, METRIC_ORDER, counts)
             blocks_html.append(
                 f"<h4>{html.escape(collection)} gene sets</h4>" + _html_table(header, rows, f"ranked ranked-{dataset}-{collection}")
+                + _warnings_html(cautions)
                 + f"<details><summary>all metrics</summary>{_html_table(full_header, full_rows, 'full')}</details>")
         if blocks_md:
             md += [f"### {dataset}", "", *blocks_md]
@@ -593,20 +786,23 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
                 (f"Enriched pathways per model ({collection})", plot_enrichment(results, collection)),
             ):
                 if image is not None:
-                    htm.append(f"<h3>{html.escape(label)}</h3><img alt=\"{html.escape(label)}\" "
-                               f"src=\"data:image/png;base64,{image}\">")
+                    htm.append(f"<h3>{html.escape(label)}</h3><div class=\"plot\"><img alt=\"{html.escape(label)}\" "
+                               f"src=\"data:image/png;base64,{image}\"></div>")
             for dataset in datasets:
                 image = plot_results_table(results, dataset, collection)
                 if image is not None:
                     label = f"Results table on {dataset} ({collection})"
-                    htm.append(f"<h3>{html.escape(label)}</h3><img alt=\"{html.escape(label)}\" "
-                               f"src=\"data:image/png;base64,{image}\">")
+                    htm.append(f"<h3>{html.escape(label)}</h3><div class=\"plot\"><img alt=\"{html.escape(label)}\" "
+                               f"src=\"data:image/png;base64,{image}\"></div>")
                 image = plot_pathways(results, dataset, collection)
                 if image is not None:
                     label = f"Most enriched pathways on {dataset} ({collection}, GSEA)"
-                    htm.append(f"<h3>{html.escape(label)}</h3><img alt=\"{html.escape(label)}\" "
-                               f"src=\"data:image/png;base64,{image}\">")
+                    htm.append(f"<h3>{html.escape(label)}</h3><div class=\"plot\"><img alt=\"{html.escape(label)}\" "
+                               f"src=\"data:image/png;base64,{image}\"></div>" + _pathway_names_html(results, dataset, collection))
 
+    stats_md, stats_html = statistics.report_sections(results, plots=plots)  # issue 18
+    md += stats_md
+    htm += stats_html
     htm.append("<h2>Top genes per topic</h2>" + _top_genes_html(results, max_topics))
 
     header, rows = _skipped_rows(results)
@@ -638,6 +834,7 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
         f'<a href="{html.escape(p.name)}">{html.escape(p.name)}</a>' for p in files) + ".</p>")
 
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
             + "\n".join(htm) + "\n</body></html>\n")
     html_path = target / "index.html"

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import traceback
 import warnings
@@ -44,9 +43,10 @@ import pandas as pd
 
 from topiceval._utils import PathLike, as_path, sha256_file
 from topiceval.errors import InputError, TopicEvalError
-from topiceval.io import atomic_path, write_json
+from topiceval.io import atomic_path, make_temp_dir, write_json
 from topiceval.metrics.registry import METRICS, canonical_metric
 
+from . import statistics
 from .config import (
     CollectionSpec,
     DatasetSpec,
@@ -69,6 +69,7 @@ __all__ = [
     "PreparedDataset",
     "Results",
     "ScoreTask",
+    "check_paths",
     "prepare_dataset",
     "run",
 ]
@@ -171,13 +172,16 @@ class CellOutcome:
     error: str = ""
     cpu_s: float = 0.0
     wall_s: float = 0.0
+    #: Hashes of the gene-set collection the model used as prior (``info["prior_gene_sets"]`` of
+    #: its ``config.json``: file and content sha256, space-separated); empty when it used none.
+    prior_sha256: str = ""
 
 
 def readable(path: PathLike) -> None:
     """Give a written file the permissions of a normally created one (atomic writes make 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    from topiceval.io import follow_umask
+
+    follow_umask(path)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -293,7 +297,7 @@ def prepare_dataset(spec: DatasetSpec, n_top_genes: int | None, cache: PathLike)
 def _library_versions(entry: ModelEntry) -> dict[str, str]:
     out = {}
     for name in ("topiceval", "scikit-learn", *entry.requires):
-        dist = {"sklearn": "scikit-learn", "scvi": "scvi-tools"}.get(name, name)
+        dist = {"sklearn": "scikit-learn", "scvi": "scvi-tools", "Spectra": "scspectra"}.get(name, name)
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
@@ -370,7 +374,7 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
                       name=task.model.name, **task.evaluation)
     root = Path(task.cache) / "scores"
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{score.key}.", dir=root))
+    staging = make_temp_dir(f".{score.key}.", root)
     try:
         result.to_json(staging / "evaluation.json")
         for name, columns in _DETAIL_COLUMNS.items():
@@ -412,6 +416,9 @@ def run_cell(task: CellTask) -> CellOutcome:
                 outcome.trained = True
             config = json.loads((run_dir / registry.CONFIG_FILE).read_text())
             outcome.train_s = float(config["timings"]["fit_s"])
+            prior = (config.get("info") or {}).get("prior_gene_sets") or {}
+            outcome.prior_sha256 = " ".join(dict.fromkeys(
+                str(prior[k]) for k in ("sha256", "content_sha256") if prior.get(k)))
             for score in task.scores:
                 outcome.score_keys[score.collection] = score.key
                 if (Path(task.cache) / "scores" / score.key / "evaluation.json").is_file():
@@ -454,7 +461,8 @@ class Results:
     cells
         One row per (dataset, model, seed): ``status`` (done / skipped / failed), ``reason``,
         ``trained`` (computed in this run, else read from the cache), ``train_s``, ``cpu_s``,
-        ``wall_s``, ``n_warnings``, ``train_key``.
+        ``wall_s``, ``n_warnings``, ``train_key``, ``prior_sha256`` (the hashes of the gene sets a
+        model such as Spectra used as prior; empty when none).
     scores
         Long table: ``dataset, species, model, seed, collection, metric, value, config_sha256``
         (``config_sha256`` hashes the evaluation's ``config_sha256`` with the data and training
@@ -465,6 +473,9 @@ class Results:
     pathways
         The most often enriched pathways of each (dataset, model, seed, collection, method): ``term,
         n_topics, best`` (smallest adjusted p / FDR).
+    stability
+        Topic stability of every pair of seeds: ``dataset, model, seed_a, seed_b, stability,
+        n_matched`` (:mod:`topiceval.leaderboard.statistics`; empty with fewer than two seeds).
     """
 
     config: dict[str, Any]
@@ -472,8 +483,10 @@ class Results:
     scores: pd.DataFrame
     per_topic: pd.DataFrame
     pathways: pd.DataFrame
+    stability: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=statistics.STABILITY_COLUMNS))
 
-    FILES = ("scores.csv", "summary.csv", "cells.csv", "per_topic.csv", "pathways.csv", "results.json")
+    FILES = ("scores.csv", "summary.csv", "cells.csv", "per_topic.csv", "pathways.csv", "comparisons.csv",
+             "stability.csv", "results.json")
 
     def summary(self) -> pd.DataFrame:
         """Mean, sample sd and number of seeds of every (dataset, collection, model, metric)."""
@@ -482,7 +495,7 @@ class Results:
         grouped = self.scores.groupby(["dataset", "collection", "model", "metric"], sort=False)["value"]
         out = grouped.agg(mean="mean", sd=lambda v: v.std(ddof=1) if v.notna().sum() > 1 else np.nan,
                           n=lambda v: int(v.notna().sum()))
-        return out.reset_index()
+        return statistics.stability_summary(out.reset_index(), self.stability)
 
     def baseline_entries(self) -> list[dict[str, Any]]:
         """One regression-baseline entry per (dataset, model, seed, collection)."""
@@ -503,7 +516,8 @@ class Results:
         written = []
         for name, table in (("scores.csv", self.scores), ("summary.csv", self.summary()),
                             ("cells.csv", self.cells), ("per_topic.csv", self.per_topic),
-                            ("pathways.csv", self.pathways)):
+                            ("pathways.csv", self.pathways), ("comparisons.csv", statistics.comparisons(self)),
+                            ("stability.csv", self.stability)):
             path = target / name
             with atomic_path(path, suffix=".csv") as tmp:
                 table.to_csv(tmp, index=False, float_format="%.10g")
@@ -537,9 +551,11 @@ class Results:
             frame = pd.read_csv(file, keep_default_na=True)
             return frame if len(frame.columns) else pd.DataFrame(columns=columns)
 
+        stability = (table("stability.csv", statistics.STABILITY_COLUMNS) if (target / "stability.csv").is_file()
+                     else pd.DataFrame(columns=statistics.STABILITY_COLUMNS))
         return cls(config=data["config"], cells=table("cells.csv", _CELL_COLUMNS),
                    scores=table("scores.csv", _SCORE_COLUMNS), per_topic=table("per_topic.csv", _TOPIC_COLUMNS),
-                   pathways=table("pathways.csv", _PATHWAY_COLUMNS))
+                   pathways=table("pathways.csv", _PATHWAY_COLUMNS), stability=stability)
 
 
 def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequence[CellOutcome],
@@ -548,9 +564,20 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
     outcomes = sorted(outcomes, key=lambda o: order.get((o.dataset, o.model, o.seed), 10**9))
     cell_rows, score_rows, topic_rows, pathway_rows = [], [], [], []
     for o in outcomes:
+        # the warnings that qualify this cell's numbers, shown beside them in the report: the
+        # scoring warnings of each collection (kept in evaluation.json, so cached scores keep
+        # them) as "[collection] text", then the training warnings
+        scored: list[str] = []
+        for collection, key in (o.score_keys.items() if o.status == "done" else ()):
+            evaluation_file = cache / "scores" / key / "evaluation.json"
+            if evaluation_file.is_file():
+                found = json.loads(evaluation_file.read_text())["config"].get("warnings") or []
+                scored += [f"[{collection}] {text}" for text in dict.fromkeys(found)]
+        others = [w for w in o.warnings if not any(w.endswith(t.split("] ", 1)[1]) for t in scored)]
         cell_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed, "status": o.status,
                           "reason": o.reason, "trained": o.trained, "train_s": o.train_s, "cpu_s": o.cpu_s,
-                          "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key})
+                          "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key,
+                          "prior_sha256": o.prior_sha256, "warnings": "\n".join([*scored, *others])})
         if o.status != "done":
             continue
         species = prepared[o.dataset].species
@@ -583,14 +610,16 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                     pathway_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed,
                                          "collection": collection, "method": method.upper(), "term": term,
                                          "n_topics": int(values["n_topics"]), "best": float(values["best"])})
-    return Results(config=config, cells=pd.DataFrame(cell_rows, columns=_CELL_COLUMNS),
-                   scores=pd.DataFrame(score_rows, columns=_SCORE_COLUMNS),
+    scores = pd.DataFrame(score_rows, columns=_SCORE_COLUMNS)
+    pairs = statistics.stability_pairs(outcomes, cache)  # issue 18: topic stability over seed pairs
+    scores = statistics.add_stability_rows(scores, pairs)
+    return Results(config=config, cells=pd.DataFrame(cell_rows, columns=_CELL_COLUMNS), scores=scores,
                    per_topic=pd.DataFrame(topic_rows) if topic_rows else pd.DataFrame(columns=_TOPIC_COLUMNS),
-                   pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS))
+                   pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS), stability=pairs)
 
 
 _CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "cpu_s", "wall_s",
-                 "n_warnings", "train_key"]
+                 "n_warnings", "train_key", "prior_sha256", "warnings"]
 _SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
 _TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
 _PATHWAY_COLUMNS = ["dataset", "model", "seed", "collection", "method", "term", "n_topics", "best"]
@@ -667,6 +696,34 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def check_paths(config: LeaderboardConfig) -> None:
+    """Every file a config names must exist before any work starts (no report folder, log or
+    dataset preparation for a run that cannot finish).
+
+    Raises
+    ------
+    InputError
+        Listing every missing dataset file and gene-set file, with the entry that names it.
+    """
+    from topiceval.gene_sets import SHIPPED
+
+    missing: list[str] = []
+    for spec in config.datasets:
+        for path in _dataset_meta(spec)["files"]:
+            if not Path(path).exists():
+                missing.append(f"dataset {spec.name!r}: {path}")
+    for collection in config.collections:
+        for species, source in collection.sources.items():
+            if source in SHIPPED or source.startswith("msigdb:"):
+                continue
+            path = Path(resolve_gene_set_spec(source, config.root))
+            if not path.is_file():
+                missing.append(f"collection {collection.name!r} ({species}): {path}")
+    if missing:
+        raise InputError(f"{len(missing)} file(s) named by the config do not exist, nothing was run: "
+                         + "; ".join(missing))
+
+
 def run(
     config: LeaderboardConfig,
     *,
@@ -714,6 +771,7 @@ def run(
     n_jobs = n_jobs or config.n_jobs
     if backend not in _BACKENDS:
         raise InputError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
+    check_paths(config)
     cache_root = as_path(cache) if cache is not None else (config.cache or default_cache_dir())
     cache_root = cache_root.resolve()
     cache_root.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "KINDS",
+    "BootstrapOption",
     "MetricFamily",
     "NJobsOption",
     "OptionSpec",
@@ -225,6 +226,39 @@ class NJobsOption(Options):
     def _check(self) -> None:
         if not _is_int(self.n_jobs) or self.n_jobs == 0:
             raise InputError(f"n_jobs must be a non-zero integer (-1: all cores), got {self.n_jobs!r}")
+
+
+@dataclass(frozen=True)
+class BootstrapOption(SeedOption):
+    """``n_boot``, ``ci_level``: bootstrap intervals over cells (IP, ARI, NMI), seeded by ``seed``.
+
+    Added after 0.1: at their defaults they stay out of ``config_sha256``.
+    """
+
+    n_boot: int = option(0, "bootstrap resamples of the cells for confidence intervals of IP, ARI and NMI "
+                            "(seeded by seed; 0: no intervals, else at least 10)", kind="custom", parse=int,
+                         metavar="N", hashed_at_default=False)
+    ci_level: float = option(0.95, "confidence level of the bootstrap intervals, in (0, 1)", kind="custom",
+                             parse=float, hashed_at_default=False)
+
+    def _check(self) -> None:
+        super()._check()
+        if not _is_int(self.n_boot) or not (self.n_boot == 0 or self.n_boot >= 10):
+            raise InputError(f"n_boot must be 0 (no intervals) or an integer of at least 10, got {self.n_boot!r}")
+        c = self.ci_level
+        if isinstance(c, bool) or not isinstance(c, int | float | np.integer | np.floating) or not 0 < c < 1:
+            raise InputError(f"ci_level must be a number in (0, 1), got {c!r}")
+
+    def interval(self, statistic: Callable[..., float], *data: np.ndarray) -> dict[str, Any] | None:
+        """The bootstrap interval of ``statistic(*data)`` as recorded in a score's info, or ``None``
+        when ``n_boot`` is 0 (:func:`topiceval.stats.bootstrap_ci`)."""
+        if not self.n_boot:
+            return None
+        from topiceval.stats import bootstrap_ci
+
+        low, high = bootstrap_ci(statistic, data, n_boot=self.n_boot, level=self.ci_level, seed=self.seed)
+        return {"low": low, "high": high, "level": self.ci_level, "n_boot": self.n_boot,
+                "method": "percentile bootstrap over cells (scipy.stats.bootstrap)"}
 
 
 # --------------------------------------------------------------------------- inputs and families

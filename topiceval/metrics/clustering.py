@@ -53,7 +53,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from topiceval.errors import InputError
-from topiceval.metrics._family import MetricFamily, ScoringInput, SeedOption, option
+from topiceval.metrics._family import BootstrapOption, MetricFamily, ScoringInput, option
 from topiceval.metrics._result import MetricResult
 from topiceval.protocol import check_labels, check_matrix
 
@@ -165,7 +165,7 @@ def parse_resolutions(text: str) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class ClusteringOptions(SeedOption):
+class ClusteringOptions(BootstrapOption):
     """Options of the clustering metrics (the module docstring explains them); ``seed`` seeds igraph."""
 
     cluster_method: str = option("louvain", "community detection for ARI / NMI: louvain (paper) or leiden",
@@ -762,6 +762,14 @@ def _compute(inputs: ScoringInput, options: ClusteringOptions) -> MetricResult:
                                options.seed, options.cluster_method, knn_method=options.cluster_knn,
                                weighted=options.cluster_weighted)
     key_info = {key: {"representation": source, **result.info_for(key)} for key in result.scores.index}
+    if options.n_boot:  # intervals over cells, the best-ARI partition held fixed
+        from topiceval.stats import partition_ari, partition_nmi
+
+        labelled = np.array([v is not None for v in inputs.labels], dtype=bool)
+        codes = pd.factorize(pd.Series(inputs.labels[labelled]).astype(str), sort=True)[0]
+        clusters = result.memberships[labelled, int(np.argmax(result.sweep["ARI"].to_numpy()))]
+        for key, statistic in (("ARI", partition_ari), ("NMI", partition_nmi)):
+            key_info[key]["ci"] = options.interval(statistic, codes, clusters)
     return dataclasses.replace(result, info={"representation": source, **result.info}, key_info=key_info)
 
 

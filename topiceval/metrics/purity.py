@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from topiceval.errors import InputError
-from topiceval.metrics._family import MetricFamily, ScoringInput
+from topiceval.metrics._family import BootstrapOption, MetricFamily, ScoringInput
 from topiceval.metrics._result import MetricResult
 from topiceval.protocol import check_labels, check_matrix
 
@@ -75,10 +75,17 @@ def interpretation_purity(cell_topic: np.ndarray, labels: Sequence[Any] | np.nda
     return MetricResult.single("IP", float(majority.sum() / n), per_topic, info)
 
 
-def _compute(inputs: ScoringInput, options: None) -> MetricResult:
-    return interpretation_purity(inputs.cell_topic, inputs.labels)
+def _compute(inputs: ScoringInput, options: BootstrapOption) -> MetricResult:
+    result = interpretation_purity(inputs.cell_topic, inputs.labels)
+    if options.n_boot:
+        from topiceval.stats import partition_purity
+
+        labelled = np.array([v is not None for v in inputs.labels], dtype=bool)
+        codes = pd.factorize(pd.Series(inputs.labels[labelled]).astype(str), sort=True)[0]
+        result.info["ci"] = options.interval(partition_purity, inputs.cell_topic[labelled].argmax(axis=1), codes)
+    return result
 
 
 #: IP as the registry lists it.
-FAMILY = MetricFamily("ip", ("IP",), ("labels", "cell_topic"), None, _compute, default=True,
+FAMILY = MetricFamily("ip", ("IP",), ("labels", "cell_topic"), BootstrapOption, _compute, default=True,
                       main=("IP",), rank_by=("IP",))

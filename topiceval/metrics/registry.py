@@ -45,7 +45,7 @@ from collections.abc import Iterable
 
 from topiceval._utils import preview
 from topiceval.errors import InputError
-from topiceval.metrics import clustering, coherence, diversity, gsea, ora, purity
+from topiceval.metrics import celltype, clustering, coherence, diversity, gsea, ora, purity
 from topiceval.metrics._family import MetricFamily, OptionSpec, option_specs
 
 __all__ = [
@@ -70,6 +70,7 @@ FAMILIES: tuple[MetricFamily, ...] = (
     ora.FAMILY,
     gsea.FAMILY,
     clustering.FAMILY,
+    celltype.FAMILY,
 )
 
 #: Families by request name.

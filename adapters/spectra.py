@@ -1,0 +1,289 @@
+"""Spectra (Kunes, Walle et al., Nat Biotechnol 2024): gene programs guided by a gene-set prior,
+through the PyPI package ``scspectra`` (import name ``Spectra``).
+
+:func:`train` calls ``Spectra.est_spectra`` without cell types (``use_cell_types=False``: every
+factor is global, training is label-free like every model here) on a gene-set dictionary, the
+**prior**: by default Spectra's own dictionary (``gene_sets="spectra_default"``: the 150 ``global``
+sets of ``Spectra/data/default_gene_sets.json``, cell-type-independent processes from its
+Cytopus knowledge base), or any collection :func:`topiceval.gene_sets.load` reads (``"hallmark"``,
+``"reactome"``, ``"msigdb:c2@2024.1.Hs"``, a GMT path). Gene symbols are matched to the data
+case-insensitively; Spectra then keeps the sets with at least ``min_gs_num`` genes in the data
+and, with ``filter_sets``, the ``n_topics - 1`` most coherent ones (the last factor collects genes
+in no set). ``n_topics=None`` is Spectra's recommended default: one factor per usable set plus one.
+
+**The prior makes scores on the same collection circular**: a factor initialised on a gene set
+and pulled towards it by the graph loss will be coherent (TC) and enriched (ORA, GSEA) in that
+set by construction. The prior's identity (``sha256`` of its source file, ``content_sha256`` of
+its content, its source and size) is recorded in the outputs' metadata and in ``config.json``
+(``info["prior_gene_sets"]``), and the leaderboard report flags every metric computed against a
+collection with the same hash.
+
+Outputs:
+
+* ``topic_gene`` = ``SPECTRA_factors`` (factors x genes): Spectra's gene weights, softmax
+  programs scaled by the gene scalings and normalised per gene over factors, non-negative. Its
+  ``SPECTRA_markers`` are the genes with the largest weights, so TC / ORA use the same top genes.
+  Rows are not scaled (rankings within a factor are what every metric uses).
+* ``cell_topic`` = ``SPECTRA_cell_scores`` (cells x factors, non-negative) with rows scaled to sum
+  1 (an all-zero row becomes uniform).
+* no ``cell_embedding``.
+
+Input: ``X`` unless ``layer`` is given. Spectra models log-normalised expression; with
+``normalize="auto"`` (default) whole-number input (raw counts) is first normalised to the median
+library size and log1p-transformed, as Spectra's README recommends, and anything else (the
+log-normalised ``X`` that :func:`topiceval.datasets.preprocess` writes) is used as it is
+(``"log1p"`` / ``"none"`` force either). All genes of the input are used
+(``use_highly_variable=False``; run on HVGs by selecting them first, e.g. ``n_top_genes``).
+
+Defaults are those of Spectra's README quick start (also what the scE2TM authors' baseline
+notebook passes): ``lam=0.1``, ``delta=0.001``, ``kappa=None`` (estimated), ``rho=0.001``,
+``use_weights=True``, ``min_gs_num=3``, ``overlap_threshold=0.2``, 10,000 epochs (``epochs``; its
+learning-rate schedule usually stops it earlier), Adam with Spectra's schedule.
+
+Determinism: Spectra initialises its parameters from torch's global generator; training runs
+under :func:`~topiceval.adapters._common.global_seed` (the caller's RNG state is restored) with
+``threads`` torch threads (default 1).
+
+Compatibility: ``scspectra`` 0.2.1 imports ``pkg_resources``, which setuptools 81 and later no
+longer ship, only to locate its data files; when it is missing, a stand-in offering
+``resource_filename`` (through :mod:`importlib.resources`) is provided for the import only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import importlib.util
+import io
+import json
+import sys
+import time
+import types
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from topiceval.adapters._common import (
+    check_positive_int,
+    gene_names,
+    global_seed,
+    import_extra,
+    model_input,
+    normalize_rows,
+    parse_options,
+    torch_threads,
+)
+from topiceval.adapters.registry import TrainParams, TrainResult
+from topiceval.errors import InputError
+from topiceval.protocol import TopicOutputs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from anndata import AnnData
+
+    from topiceval.gene_sets import GeneSets
+
+__all__ = ["DEFAULTS", "DEFAULT_EPOCHS", "DEFAULT_PRIOR", "PRIOR_KEYS", "fit", "load_prior", "train"]
+
+#: Spectra's recommended training length.
+DEFAULT_EPOCHS = 10_000
+#: The name of Spectra's own gene-set dictionary (its ``global`` sets).
+DEFAULT_PRIOR = "spectra_default"
+#: What is recorded about the prior (``GeneSets.config()`` keys).
+PRIOR_KEYS = ("source", "sha256", "content_sha256", "n_sets", "n_genes", "collection", "release", "species")
+#: Model options (``TrainParams.options`` / ``--set KEY=VALUE``) and their defaults.
+DEFAULTS: dict[str, Any] = {
+    "gene_sets": DEFAULT_PRIOR,  # the prior: "spectra_default" or a topiceval.gene_sets.load spec
+    "lam": 0.1,
+    "delta": 0.001,
+    "kappa": None,  # None: estimated
+    "rho": 0.001,  # None: estimated
+    "use_weights": True,
+    "filter_sets": True,
+    "min_gs_num": 3,
+    "overlap_threshold": 0.2,
+    "normalize": "auto",  # "auto", "log1p" or "none"
+    "threads": 1,
+}
+_NORMALIZE = ("auto", "log1p", "none")
+
+
+def _import_spectra() -> Any:
+    """``import Spectra``, with a ``pkg_resources`` stand-in when setuptools no longer ships one."""
+    if importlib.util.find_spec("pkg_resources") is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pkg_resources' own deprecation warning
+            return import_extra("Spectra", "spectra", "spectra")
+    shim = types.ModuleType("pkg_resources")
+
+    def resource_filename(package: str, resource: str) -> str:
+        return str(importlib.resources.files(package).joinpath(resource))
+
+    shim.resource_filename = resource_filename  # type: ignore[attr-defined]
+    sys.modules["pkg_resources"] = shim
+    try:
+        return import_extra("Spectra", "spectra", "spectra")
+    finally:
+        if sys.modules.get("pkg_resources") is shim:
+            del sys.modules["pkg_resources"]
+
+
+def load_prior(spec: str) -> GeneSets:
+    """The prior collection: Spectra's default dictionary or a :func:`topiceval.gene_sets.load` spec.
+
+    Parameters
+    ----------
+    spec
+        ``"spectra_default"`` (the ``global`` sets of Spectra's ``default_gene_sets.json``, which
+        needs the ``spectra`` extra) or anything :func:`topiceval.gene_sets.load` accepts.
+
+    Returns
+    -------
+    GeneSets
+        Symbols upper-cased (topiceval's case rule); ``config()`` identifies it.
+    """
+    from topiceval.gene_sets import GeneSets, load
+
+    if spec == DEFAULT_PRIOR:
+        if importlib.util.find_spec("Spectra") is None:
+            raise InputError('the prior "spectra_default" is Spectra\'s dictionary: pip install "topiceval[spectra]"')
+        path = importlib.resources.files("Spectra").joinpath("data/default_gene_sets.json")
+        sets = json.loads(path.read_text())["global"]
+        return GeneSets.from_dict(sets, source="Spectra default_gene_sets.json (global)")
+    return load(spec, progress=False)
+
+
+def _log_normalise(matrix: Any) -> np.ndarray:
+    """log1p of counts scaled to the median library size (Spectra's README recommendation)."""
+    dense = np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=np.float64)
+    sizes = dense.sum(axis=1, keepdims=True)
+    return np.log1p(dense / sizes * np.median(sizes))
+
+
+def train(adata: AnnData, params: TrainParams) -> TrainResult:
+    """Registry trainer: fit Spectra on ``adata`` with a gene-set prior (see the module docstring).
+
+    Parameters
+    ----------
+    adata
+        Cells x genes; the input is ``X`` unless ``params.layer`` names a layer.
+    params
+        ``n_topics`` (factors L; ``None``: usable gene sets + 1), ``epochs`` (default 10,000),
+        ``seed``, and the options of :data:`DEFAULTS`.
+
+    Returns
+    -------
+    TrainResult
+        ``topic_gene`` ``(L, n_genes)``, ``cell_topic`` ``(n_cells, L)`` rows on the simplex;
+        ``info["prior_gene_sets"]`` identifies the prior; ``info["factor_labels"]`` are Spectra's
+        labels (``index-X-global-X-gene set``, the set when its overlap passes
+        ``overlap_threshold``).
+    """
+    import anndata
+    import pandas as pd
+
+    options = parse_options(params.options, DEFAULTS, "spectra")
+    epochs = check_positive_int(params.epochs or DEFAULT_EPOCHS, "epochs")
+    threads = check_positive_int(options["threads"], "threads")
+    min_gs = check_positive_int(options["min_gs_num"], "min_gs_num", 2)
+    if options["normalize"] not in _NORMALIZE:
+        raise InputError(f"spectra: normalize must be one of {', '.join(_NORMALIZE)}, got {options['normalize']!r}")
+    rates = {}
+    for key in ("lam", "delta", "kappa", "rho", "overlap_threshold"):
+        value = options[key]
+        if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+            value = None
+        try:
+            rates[key] = None if value is None else float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"spectra: {key} must be a number, got {value!r}") from None
+    for key in ("lam", "delta", "overlap_threshold"):
+        if rates[key] is None:
+            raise InputError(f"spectra: {key} must be a number, got None")
+    for key in ("kappa", "rho"):
+        if rates[key] is not None and not 0 < rates[key] < 1:
+            raise InputError(f"spectra: {key} must be in (0, 1) or None, got {rates[key]}")
+    n_topics = None if params.n_topics is None else check_positive_int(params.n_topics, "n_topics", 2)
+    data = model_input(adata, params.layer, default=None, model="spectra",
+                       needs="non-negative (log-normalised) expression", dtype=np.float64)
+    names = gene_names(adata)
+    if len(set(names)) != len(names):
+        raise InputError("spectra: gene names must be unique; run adata.var_names_make_unique()")
+    normalise = options["normalize"] == "log1p" or (options["normalize"] == "auto" and data.integer)
+    values = _log_normalise(data.matrix) if normalise else np.asarray(
+        data.matrix.toarray() if hasattr(data.matrix, "toarray") else data.matrix, dtype=np.float64)
+    spectra = _import_spectra()
+
+    prior = load_prior(str(options["gene_sets"]))
+    by_symbol: dict[str, str] = {}
+    for name in names:
+        by_symbol.setdefault(str(name).upper(), str(name))
+    dictionary = {}
+    for set_name, genes in prior.to_dict().items():
+        present = sorted({by_symbol[g] for g in genes if g in by_symbol})
+        if len(present) >= min_gs:
+            dictionary[str(set_name)] = present
+    if not dictionary:
+        raise InputError(f"spectra: no gene set of the prior {options['gene_sets']!r} has {min_gs} or more genes "
+                         f"in the data ({prior.n_sets} sets; data genes e.g. {', '.join(map(str, names[:5]))})")
+    if n_topics is not None and not options["filter_sets"] and n_topics < len(dictionary) + 1:
+        raise InputError(f"spectra: n_topics = {n_topics} is fewer than the {len(dictionary)} usable gene sets + 1; "
+                         "pass filter_sets=true (keep the most coherent n_topics - 1) or more topics")
+    record = {key: prior.config().get(key) for key in PRIOR_KEYS}
+    record.update(spec=str(options["gene_sets"]), n_sets_in_data=len(dictionary))
+
+    frame = anndata.AnnData(X=values.astype(np.float32), obs=pd.DataFrame(index=[f"c{i}" for i in range(adata.n_obs)]),
+                            var=pd.DataFrame(index=list(names)))
+    started = time.perf_counter()
+    log = io.StringIO()  # Spectra prints its gene-set checks
+    with global_seed(params.seed), torch_threads(threads), contextlib.redirect_stdout(log), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="Please import `csr_matrix`", category=DeprecationWarning)
+        model = spectra.est_spectra(
+            adata=frame, gene_set_dictionary=dictionary, L=n_topics, use_highly_variable=False,
+            use_weights=bool(options["use_weights"]), lam=rates["lam"], delta=rates["delta"],
+            kappa=rates["kappa"], rho=rates["rho"], use_cell_types=False, n_top_vals=50,
+            filter_sets=bool(options["filter_sets"]), label_factors=True, clean_gs=True, min_gs_num=min_gs,
+            overlap_threshold=rates["overlap_threshold"], num_epochs=epochs,
+        )
+    fit_s = time.perf_counter() - started
+    factors = np.asarray(frame.uns["SPECTRA_factors"], dtype=np.float64)
+    scores = np.asarray(frame.obsm["SPECTRA_cell_scores"], dtype=np.float64)
+    n_factors = int(frame.uns["SPECTRA_L"])
+    labels = [str(label) for label in frame.uns["SPECTRA_overlap"].index] if "SPECTRA_overlap" in frame.uns else []
+    record["n_sets_used"] = min(len(dictionary), n_factors - 1) if options["filter_sets"] else len(dictionary)
+    outputs = TopicOutputs(
+        topic_gene=factors,
+        gene_names=names,
+        cell_topic=normalize_rows(scores),
+        name="spectra",
+        metadata={"model": "spectra", "seed": params.seed, "input": data.source, "prior_gene_sets": record},
+    )
+    hyper = {"n_topics": n_factors, "n_topics_asked": n_topics, "epochs": epochs, "seed": params.seed,
+             "input": data.source, "log_normalised_here": bool(normalise),
+             **{key: value for key, value in options.items() if key != "threads"}, **rates}
+    info = {
+        "fit_s": fit_s,
+        "threads": threads,
+        "prior_gene_sets": record,
+        "factor_labels": labels,
+        "eta_diag": [float(v) for v in np.asarray(model.return_eta_diag()).reshape(-1)],
+    }
+    return TrainResult(outputs=outputs, hyperparameters=hyper, save=None, info=info)
+
+
+def fit(adata: AnnData, n_topics: int | None = None, *, epochs: int | None = None, seed: int = 0,
+        layer: str | None = None, **options: Any) -> TopicOutputs:
+    """Fit Spectra and return its :class:`~topiceval.protocol.TopicOutputs` (see :func:`train`).
+
+    Examples
+    --------
+    >>> from topiceval import datasets
+    >>> from topiceval.adapters import spectra
+    >>> adata = datasets.preprocess(datasets.load_default(), n_top_genes=2000)  # doctest: +SKIP
+    >>> outputs = spectra.fit(adata, n_topics=20, seed=0, gene_sets="hallmark")  # doctest: +SKIP
+    >>> outputs.metadata["prior_gene_sets"]["content_sha256"]  # doctest: +SKIP
+    """
+    params = TrainParams(n_topics=n_topics, epochs=epochs, seed=seed, layer=layer, options=options)
+    return train(adata, params).outputs

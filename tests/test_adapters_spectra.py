@@ -1,0 +1,207 @@
+"""Spectra through the PyPI package ``scspectra`` on real PBMC data, its gene-set prior, and the
+leaderboard report's flag on scores computed against that prior."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import warnings
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+from topiceval.adapters import registry, spectra
+from topiceval.adapters.registry import TrainParams
+
+import topiceval as te
+from topiceval import datasets
+from topiceval.cli import main
+from topiceval.errors import InputError
+from topiceval.gene_sets import load
+
+K = 6
+EPOCHS = 25
+
+
+@pytest.fixture(scope="module")
+def pbmc(shared_data):
+    """180 Kang et al. PBMCs (36 per cell type, fixed seed), the paper's preprocessing with 300 HVGs:
+    ``X`` log-normalised, ``layers["counts"]`` raw UMI counts."""
+    adata = ad.read_h5ad(shared_data / "datasets" / "kang_pbmc" / "kang_pbmc.h5ad")
+    rng = np.random.default_rng(1)
+    keep = np.concatenate([rng.choice(np.flatnonzero(adata.obs["cell_type"] == t), 36, replace=False)
+                           for t in sorted(adata.obs["cell_type"].unique())])
+    adata = adata[np.sort(keep)].copy()
+    adata.obs = adata.obs[["cell_type"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return datasets.preprocess(adata, n_top_genes=300)
+
+
+def run(adata, seed=0, **options):
+    return spectra.train(adata, TrainParams(n_topics=K, epochs=EPOCHS, seed=seed,
+                                            options={"gene_sets": "hallmark", **options}))
+
+
+@pytest.fixture(scope="module")
+def trained(pbmc):
+    return run(pbmc)
+
+
+def test_outputs_are_the_packages_factors_and_cell_scores(trained, pbmc):
+    """The same est_spectra call made by hand, seeded the same way, gives the same matrices."""
+    import Spectra
+
+    hallmark = load("hallmark")
+    genes = list(pbmc.var_names)
+    upper = {g.upper(): g for g in genes}
+    dictionary = {name: sorted({upper[g] for g in members if g in upper})
+                  for name, members in hallmark.to_dict().items()}
+    dictionary = {name: members for name, members in dictionary.items() if len(members) >= 3}
+    frame = ad.AnnData(X=np.asarray(pbmc.X.toarray(), dtype=np.float32))
+    frame.var_names = genes
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Spectra.est_spectra(adata=frame, gene_set_dictionary=dictionary, L=K, use_highly_variable=False,
+                                use_weights=True, lam=0.1, delta=0.001, kappa=None, rho=0.001,
+                                use_cell_types=False, n_top_vals=50, label_factors=True, overlap_threshold=0.2,
+                                clean_gs=True, min_gs_num=3, num_epochs=EPOCHS)
+    finally:
+        torch.set_num_threads(previous)
+    out = trained.outputs
+    assert out.topic_gene.shape == (K, pbmc.n_vars) and out.cell_topic.shape == (pbmc.n_obs, K)
+    np.testing.assert_allclose(out.topic_gene, frame.uns["SPECTRA_factors"], rtol=1e-6)
+    scores = frame.obsm["SPECTRA_cell_scores"]
+    np.testing.assert_allclose(out.cell_topic, scores / scores.sum(axis=1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(out.cell_topic.sum(axis=1), 1.0)
+    assert (out.topic_gene >= 0).all()
+    assert trained.info["factor_labels"] == [str(x) for x in frame.uns["SPECTRA_overlap"].index]
+    assert trained.hyperparameters["lam"] == 0.1 and trained.hyperparameters["log_normalised_here"] is False
+
+
+def test_prior_is_recorded_and_guides_the_factors(trained, pbmc):
+    hallmark = load("hallmark").config()
+    record = trained.info["prior_gene_sets"]
+    assert record == trained.outputs.metadata["prior_gene_sets"]
+    assert record["sha256"] == hallmark["sha256"] and record["content_sha256"] == hallmark["content_sha256"]
+    assert record["spec"] == "hallmark" and record["n_sets"] == 50
+    assert record["n_sets_used"] == K - 1 <= record["n_sets_in_data"]
+    # each of the K - 1 prior-initialised factors is labelled with a Hallmark set its top genes overlap
+    labelled = [label for label in trained.info["factor_labels"] if "HALLMARK_" in label]
+    assert len(labelled) >= K - 2
+
+
+def test_seeded_and_rng_restored(pbmc, trained):
+    state = np.random.get_state()
+    torch_state = torch.random.get_rng_state()
+    again = run(pbmc)
+    np.testing.assert_array_equal(again.outputs.topic_gene, trained.outputs.topic_gene)
+    np.testing.assert_array_equal(np.random.get_state()[1], state[1])
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    other = run(pbmc, seed=1)
+    assert not np.allclose(other.outputs.topic_gene, trained.outputs.topic_gene, atol=1e-6)
+
+
+def test_counts_are_log_normalised_as_spectra_recommends(pbmc):
+    from_counts = run(pbmc, normalize="auto").outputs  # X is log-normalised already: used as is
+    raw = spectra.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=0, layer="counts",
+                                          options={"gene_sets": "hallmark"}))
+    assert raw.hyperparameters["log_normalised_here"] is True
+    counts = pbmc.layers["counts"].toarray().astype(np.float64)
+    sizes = counts.sum(axis=1, keepdims=True)
+    by_hand = pbmc.copy()
+    by_hand.X = np.log1p(counts / sizes * np.median(sizes))
+    manual = spectra.train(by_hand, TrainParams(n_topics=K, epochs=EPOCHS, seed=0,
+                                                options={"gene_sets": "hallmark", "normalize": "none"}))
+    np.testing.assert_allclose(raw.outputs.topic_gene, manual.outputs.topic_gene, rtol=1e-6)
+    assert from_counts.topic_gene.shape == raw.outputs.topic_gene.shape
+
+
+def test_default_prior_is_spectras_dictionary(pbmc):
+    prior = spectra.load_prior(spectra.DEFAULT_PRIOR)
+    assert prior.n_sets == 150 and "ALL_TYPE-I-IFN-RESPONSE" not in prior  # names kept, symbols upper-cased
+    assert any(name.startswith("all_") for name in prior.names)
+    result = spectra.train(pbmc, TrainParams(n_topics=K, epochs=5, seed=0))
+    assert result.info["prior_gene_sets"]["content_sha256"] == prior.content_sha256
+    assert result.hyperparameters["gene_sets"] == "spectra_default"
+    # the scspectra import did not leave a pkg_resources stand-in behind
+    module = sys.modules.get("pkg_resources")
+    assert module is None or hasattr(module, "working_set")
+
+
+def test_input_errors(pbmc, tmp_path):
+    gmt = tmp_path / "none.gmt"
+    gmt.write_text("SET_A\tx\tNOTAGENE1\tNOTAGENE2\tNOTAGENE3\n")
+    with pytest.raises(InputError, match="no gene set of the prior"):
+        run(pbmc, gene_sets=str(gmt))
+    with pytest.raises(InputError, match="fewer than the"):
+        run(pbmc, filter_sets=False)
+    with pytest.raises(InputError, match="rho must be in"):
+        run(pbmc, rho=2)
+    with pytest.raises(InputError, match="normalize"):
+        run(pbmc, normalize="zscore")
+
+
+def test_train_cli_on_counts_and_report_flags_circular_scores(pbmc, tmp_path):
+    """`topiceval train spectra --data counts.h5ad`, then a leaderboard whose report flags exactly the
+    gene-set scores computed against the prior's collection."""
+    from topiceval.leaderboard import config as lconfig
+    from topiceval.leaderboard import report, runner
+
+    counts = ad.AnnData(X=pbmc.layers["counts"].copy(), obs=pbmc.obs.copy(), var=pbmc.var[[]].copy())
+    data = tmp_path / "counts.h5ad"
+    counts.write_h5ad(data)
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["train", "spectra", "--data", str(data), "--out", str(out), "--topics", str(K),
+                     "--epochs", "5", "--label-key", "cell_type", "--set", "gene_sets=hallmark"])
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["info"]["prior_gene_sets"]["sha256"] == load("hallmark").sha256
+    assert config["hyperparameters"]["log_normalised_here"] is True
+    assert config["versions"]["scspectra"].startswith("0.2.")
+    assert te.read_outputs(out / "outputs.h5ad").topic_gene.shape == (K, pbmc.n_vars)
+    assert registry.get("spectra").extra == "spectra"
+
+    raw = {
+        "name": "prior", "seeds": [0],
+        "datasets": [{"name": "pbmc", "path": str(data), "label_key": "cell_type", "species": "human",
+                      "values": "counts"}],
+        "preprocess": {"n_top_genes": 300},
+        "train": {"models": ["spectra", "nmf"], "n_topics": K},
+        "models": {"spectra": {"epochs": 5, "options": {"gene_sets": "hallmark"}}, "nmf": {"epochs": 50}},
+        "collections": [{"name": "hallmark", "human": "hallmark", "metrics": ["tc", "td", "ip"]},
+                        {"name": "reactome", "human": "reactome", "metrics": ["tc", "td"]}],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential",
+                             progress=False)
+    assert set(results.cells["status"]) == {"done"}
+    flags = report.prior_flags(results)
+    assert flags[["dataset", "model", "collection", "metrics"]].values.tolist() == [["pbmc", "spectra", "hallmark", "TC"]]
+    written = report.write_report(results, tmp_path / "report", plots=False)
+    summary = written["markdown"].read_text()
+    assert "CIRCULAR: spectra on pbmc used the hallmark gene sets as its prior" in summary
+    assert "CIRCULAR" in written["html"].read_text()
+    # the flag survives writing and reading the results back
+    again = runner.Results.read(tmp_path / "report")
+    assert report.prior_flags(again).equals(flags)
+
+
+def test_adapter_modules_import_no_model_library():
+    import subprocess
+
+    code = ("import sys, topiceval.adapters.cnmf, topiceval.adapters.spectra\n"
+            "print(sorted(m for m in ('torch', 'Spectra', 'cnmf', 'scanpy', 'pkg_resources') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
