@@ -3,6 +3,7 @@ the shipped Reactome collection, and the published leaderboard), with checks of 
 
 from __future__ import annotations
 
+import base64
 import warnings
 
 import matplotlib
@@ -243,3 +244,30 @@ def test_bad_inputs(yan):
         pl.cell_types(outputs, ["a", "b"])
     with pytest.raises(InputError, match="expected an Evaluation"):
         pl.metrics(outputs)
+
+
+def test_critical_difference_diagram(leaderboard):
+    from topiceval.leaderboard import statistics
+
+    found = statistics.friedman_overall(leaderboard, "c2")
+    assert found is not None
+    result, _ = found
+    ax = pl.critical_difference(result, ax=_axes())
+    ranks = result.mean_ranks
+    labels = [t.get_text() for t in ax.texts if "(" in t.get_text()]
+    assert labels == [f"{m} ({r:.2f})" for m, r in ranks.items()]
+    assert any(t.get_text() == f"CD = {result.critical_difference:.2f}" for t in ax.texts)
+    # Independent: the maximal groups of consecutive models within CD of the group's best.
+    values = ranks.to_numpy()
+    groups = []
+    for i in range(len(values)):
+        j = max(j for j in range(i, len(values)) if values[j] - values[i] <= result.critical_difference)
+        if j > i and not any(a <= i and j <= b for a, b in groups):
+            groups.append((i, j))
+    bars = [c for c in ax.collections if c.get_label() == "clique"]
+    assert len(bars) == len(groups)
+    for bar, (a, b) in zip(bars, groups, strict=True):
+        (x0, _), (x1, _) = bar.get_segments()[0]
+        assert x0 == pytest.approx(values[a] - 0.03) and x1 == pytest.approx(values[b] + 0.03)
+    png = statistics.plot_critical_difference(result, "title")  # the report's image, drawn by pl
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"

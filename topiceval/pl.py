@@ -5,31 +5,33 @@ read an :class:`~topiceval.Evaluation` (or an AnnData holding one, written by
 :meth:`~topiceval.Evaluation.to_uns`), a :class:`~topiceval.TopicOutputs` (or an AnnData holding
 the matrices) or leaderboard :class:`~topiceval.leaderboard.Results`.
 
-=========================  ========================================================  =========
-function                   shows                                                     reads
-=========================  ========================================================  =========
-:func:`top_genes`          topic-gene weights of each topic's top genes (heatmap)     outputs
-:func:`enrichment`         topics x pathways dotplot of the ORA or GSEA table          evaluation
-:func:`gsea_running_sum`   the GSEA running sum of one (topic, pathway), hit ticks     outputs
-:func:`cell_types`         topics x cell types: mean topic proportion per type         outputs
-:func:`metrics`            every score of one evaluation                               evaluation
-:func:`results_table`      a leaderboard's models x metrics (scib-metrics style)       results
-=========================  ========================================================  =========
+===========================  =======================================================  ==========
+function                     shows                                                    reads
+===========================  =======================================================  ==========
+:func:`top_genes`            topic-gene weights of each topic's top genes (heatmap)   outputs
+:func:`enrichment`           topics x pathways dotplot of the ORA or GSEA table       evaluation
+:func:`gsea_running_sum`     the GSEA running sum of one (topic, pathway), hit ticks  outputs
+:func:`cell_types`           topics x cell types: mean topic proportion per type      outputs
+:func:`metrics`              every score of one evaluation                            evaluation
+:func:`results_table`        a leaderboard's models x metrics (scib-metrics style)    results
+:func:`critical_difference`  Friedman / Nemenyi critical-difference diagram           statistics
+===========================  =======================================================  ==========
 
 Common keywords, as scanpy's: ``ax=`` draws into an existing Axes (else a new figure is made with
 pyplot), ``show=True`` calls ``pyplot.show()``, ``save=PATH`` writes the figure. Every function
 returns what it drew into (the Axes, or the Figure for :func:`metrics`), also when shown or saved.
 
 Matplotlib is the only plotting dependency (``pip install "topiceval[report]"``). The leaderboard's
-HTML report draws its results tables with :func:`results_table`.
+HTML report draws its results tables with :func:`results_table` and its critical-difference
+diagrams with :func:`critical_difference`.
 
 Hook for the statistics plots
 -----------------------------
-The leaderboard statistics (``topiceval.leaderboard.statistics``: topic stability across seeds,
-the Friedman test and its Nemenyi critical-difference diagram) draw their own figures in the
-report today. Their plots belong here, with the same contract (read its result tables, ``ax=``,
-``show=``, ``save=``, return the Axes), listed in the table above and in ``__all__``; the report
-then calls them as it calls :func:`results_table`. Nothing in this module imports that module.
+The critical-difference diagram of the leaderboard statistics is :func:`critical_difference`.
+A stability plot (``topiceval.leaderboard.statistics``' ``stability.csv``: topic stability of
+every pair of seeds) belongs here too, with the same contract (read its result table, ``ax=``,
+``show=``, ``save=``, return the Axes), listed in the table above and in ``__all__``. Nothing in
+this module imports that module.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from topiceval.leaderboard.runner import Results
     from topiceval.protocol import TopicOutputs
 
-__all__ = ["cell_types", "enrichment", "gsea_running_sum", "metrics", "results_table", "top_genes"]
+__all__ = ["cell_types", "critical_difference", "enrichment", "gsea_running_sum", "metrics", "results_table", "top_genes"]
 
 #: Score keys whose values lie in [-1, 1] (drawn on one shared axis by :func:`metrics`); every
 #: other key (``*_N``, ``*_Q``: counts of pathways) is drawn on its own axis.
@@ -635,5 +637,87 @@ def results_table(
     ax.tick_params(length=0)
     title = "models ranked best first (mean rank); circle: min-max within column"
     ax.set_title(f"{where}\n{title}" if where else title, fontsize=9)
+    _finish(ax.figure, show, save)
+    return ax
+
+
+# --------------------------------------------------------------------------- statistics
+def _cd_cliques(mean_ranks: pd.Series, cd: float) -> list[tuple[int, int]]:
+    """Maximal runs of models (in rank order) whose mean ranks differ by at most ``cd``."""
+    values = mean_ranks.to_numpy()
+    spans: list[tuple[int, int]] = []
+    for i in range(len(values)):
+        j = i
+        while j + 1 < len(values) and values[j + 1] - values[i] <= cd:
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in spans):
+            spans.append((i, j))
+    return spans
+
+
+def _cd_bottom(result: Any) -> float:
+    """Lowest y of :func:`critical_difference`'s layout (for sizing a figure to it)."""
+    k = len(result.mean_ranks)
+    cliques = _cd_cliques(result.mean_ranks, float(result.critical_difference))
+    return -0.45 - 0.25 * len(cliques) - 0.7 * ((k + 1) // 2 - 1) - 0.6
+
+
+def critical_difference(
+    result: Any,
+    *,
+    title: str = "",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | Path | None = None,
+) -> Axes:
+    """Demšar's critical-difference diagram of a Friedman test (Nemenyi post hoc).
+
+    Mean ranks on an axis (1 = best, left), the critical difference as a bar, and thick lines
+    joining models whose mean ranks differ by at most the CD (not significantly different).
+
+    Parameters
+    ----------
+    result
+        A :class:`topiceval.stats.FriedmanResult` (``mean_ranks`` best first,
+        ``critical_difference``), e.g. from ``topiceval.leaderboard.statistics.friedman_overall``.
+    title
+        Axes title.
+    ax, show, save
+        As in scanpy.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One text label per model (``"model (mean rank)"``) and one red line per group of models
+        not significantly different (``ax.collections``, label ``"clique"``).
+    """
+    ranks = result.mean_ranks
+    k = len(ranks)
+    cd = float(result.critical_difference)
+    cliques = _cd_cliques(ranks, cd)
+    half = (k + 1) // 2
+    top = -0.45 - 0.25 * len(cliques)  # labels start below the clique bars
+    bottom = _cd_bottom(result)
+    ax = _axes(ax, (7.0, 0.9 + 0.32 * (2.2 - bottom)))
+    ax.set_xlim(0.5, k + 0.5)
+    ax.set_ylim(bottom, 2.2)
+    ax.axis("off")
+    ax.hlines(0, 1, k, color="black", linewidth=1)
+    for tick in range(1, k + 1):
+        ax.vlines(tick, 0, 0.15, color="black", linewidth=1)
+        ax.text(tick, 0.3, str(tick), ha="center", va="bottom", fontsize=8)
+    ax.hlines(1.3, 1, 1 + cd, color="black", linewidth=1.5)
+    ax.text(1 + cd / 2, 1.45, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
+    for i, (model, rank) in enumerate(ranks.items()):
+        left = i < half
+        level = top - 0.7 * (i if left else k - 1 - i)
+        x_text = 0.6 if left else k + 0.4
+        ax.plot([rank, rank, x_text], [0, level, level], color="black", linewidth=0.8)
+        ax.text(x_text, level + 0.06, f"{model} ({rank:.2f})", ha="left" if left else "right", va="bottom",
+                fontsize=8)
+    for n, (a, b) in enumerate(cliques):
+        y = -0.3 - 0.25 * n
+        ax.hlines(y, ranks.iloc[a] - 0.03, ranks.iloc[b] + 0.03, color="tab:red", linewidth=3, label="clique")
+    ax.set_title(title, fontsize=9)
     _finish(ax.figure, show, save)
     return ax
