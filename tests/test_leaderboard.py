@@ -318,8 +318,10 @@ def test_report_html_is_complete_and_self_contained(backend_results, tmp_path):
     text = paths["html"].read_text()
     page.feed(text)
     assert "http://" not in text and "https://" not in text  # no external resource
-    # reactome: only TC/TD/TQ -> heatmaps; hallmark: scatter, heatmaps, enrichment bars, pathways
-    assert len(page.images) == 5
+    # reactome: only TC/TD/TQ -> heatmaps, results table; hallmark: scatter, heatmaps, enrichment
+    # bars, results table (topiceval.pl.results_table), pathways
+    assert len(page.images) == 7
+    assert sum("Results table on tiny" in image["alt"] for image in page.images) == 2
     for image in page.images:
         assert image["src"].startswith("data:image/png;base64,")
         png = base64.b64decode(image["src"].split(",", 1)[1], validate=True)

@@ -3,7 +3,8 @@
 :func:`write_report` writes, into one folder:
 
 * ``index.html``: one file with no external resource: ranked tables (mean +- sd over seeds),
-  a TC-vs-ARI scatter, metric heatmaps across datasets, enrichment bar charts (matplotlib, embedded
+  a TC-vs-ARI scatter, metric heatmaps across datasets, results tables drawn by
+  :func:`topiceval.pl.results_table`, enrichment bar charts (matplotlib, embedded
   as base64 PNG), per-model top-genes-per-topic tables, skipped cells and timings;
 * ``summary.md``: the same tables without plots;
 * ``scores.csv``, ``summary.csv``, ``cells.csv``, ``per_topic.csv``, ``pathways.csv``,
@@ -445,6 +446,19 @@ def plot_pathways(results: Results, dataset: str, collection: str, method: str =
     return _png(fig)
 
 
+def plot_results_table(results: Results, dataset: str, collection: str) -> str | None:
+    """The ranked models of one dataset as :func:`topiceval.pl.results_table` draws them; base64 PNG."""
+    _, Figure = _matplotlib()
+    from topiceval import pl
+
+    table = ranked_table(results, dataset, collection)
+    if table.empty or not any(m in table.columns for m in MAIN_METRICS):
+        return None
+    fig = Figure(figsize=(1.0 * len(MAIN_METRICS) + 3.0, 0.42 * len(table) + 1.4), layout="constrained")
+    pl.results_table(results, dataset, collection, ax=fig.add_subplot())
+    return _png(fig)
+
+
 def _short_term(term: str, width: int = 42) -> str:
     return term if len(term) <= width else term[: width - 2] + "…"
 
@@ -775,6 +789,11 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
                     htm.append(f"<h3>{html.escape(label)}</h3><div class=\"plot\"><img alt=\"{html.escape(label)}\" "
                                f"src=\"data:image/png;base64,{image}\"></div>")
             for dataset in datasets:
+                image = plot_results_table(results, dataset, collection)
+                if image is not None:
+                    label = f"Results table on {dataset} ({collection})"
+                    htm.append(f"<h3>{html.escape(label)}</h3><div class=\"plot\"><img alt=\"{html.escape(label)}\" "
+                               f"src=\"data:image/png;base64,{image}\"></div>")
                 image = plot_pathways(results, dataset, collection)
                 if image is not None:
                     label = f"Most enriched pathways on {dataset} ({collection}, GSEA)"

@@ -195,54 +195,17 @@ def friedman_overall(results: Results, collection: str) -> tuple[FriedmanResult,
     return friedman_test(complete, higher_is_better=False, alpha=ALPHA), complete
 
 
-def _cliques(mean_ranks: pd.Series, cd: float) -> list[tuple[int, int]]:
-    """Maximal runs of models (in rank order) whose mean ranks differ by at most ``cd``."""
-    values = mean_ranks.to_numpy()
-    spans = []
-    for i in range(len(values)):
-        j = i
-        while j + 1 < len(values) and values[j + 1] - values[i] <= cd:
-            j += 1
-        if j > i and not any(a <= i and j <= b for a, b in spans):
-            spans.append((i, j))
-    return spans
-
-
 def plot_critical_difference(result: FriedmanResult, title: str = "") -> str:
-    """Demšar's critical-difference diagram as a base64 PNG: mean ranks on an axis (1 = best, left),
-    the CD as a bar, and thick lines joining models not significantly different (Nemenyi)."""
+    """Demšar's critical-difference diagram as a base64 PNG, drawn by
+    :func:`topiceval.pl.critical_difference`: mean ranks on an axis (1 = best, left), the CD as a
+    bar, and thick lines joining models not significantly different (Nemenyi)."""
+    from topiceval import pl
+
     from .report import _matplotlib, _png
 
     _, Figure = _matplotlib()
-    ranks = result.mean_ranks
-    k = len(ranks)
-    cliques = _cliques(ranks, result.critical_difference)
-    half = (k + 1) // 2
-    top = -0.45 - 0.25 * len(cliques)  # labels start below the clique bars
-    bottom = top - 0.7 * (half - 1) - 0.6
-    fig = Figure(figsize=(7.0, 0.9 + 0.32 * (2.2 - bottom)), layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_xlim(0.5, k + 0.5)
-    ax.set_ylim(bottom, 2.2)
-    ax.axis("off")
-    ax.hlines(0, 1, k, color="black", linewidth=1)
-    for tick in range(1, k + 1):
-        ax.vlines(tick, 0, 0.15, color="black", linewidth=1)
-        ax.text(tick, 0.3, str(tick), ha="center", va="bottom", fontsize=8)
-    ax.hlines(1.3, 1, 1 + result.critical_difference, color="black", linewidth=1.5)
-    ax.text(1 + result.critical_difference / 2, 1.45, f"CD = {result.critical_difference:.2f}", ha="center",
-            va="bottom", fontsize=8)
-    for i, (model, rank) in enumerate(ranks.items()):
-        left = i < half
-        level = top - 0.7 * (i if left else k - 1 - i)
-        x_text = 0.6 if left else k + 0.4
-        ax.plot([rank, rank, x_text], [0, level, level], color="black", linewidth=0.8)
-        ax.text(x_text, level + 0.06, f"{model} ({rank:.2f})", ha="left" if left else "right", va="bottom",
-                fontsize=8)
-    for n, (a, b) in enumerate(cliques):
-        y = -0.3 - 0.25 * n
-        ax.hlines(y, ranks.iloc[a] - 0.03, ranks.iloc[b] + 0.03, color="tab:red", linewidth=3)
-    ax.set_title(title, fontsize=9)
+    fig = Figure(figsize=(7.0, 0.9 + 0.32 * (2.2 - pl._cd_bottom(result))), layout="constrained")
+    pl.critical_difference(result, title=title, ax=fig.add_subplot())
     return _png(fig)
 
 
