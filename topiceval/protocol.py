@@ -281,7 +281,7 @@ class TopicOutputs:
 
         Notes
         -----
-        Recipes for other tools' outputs are in the README ("Python"): scvi-tools
+        Recipes for other tools' outputs are in the docs (docs/python.md): scvi-tools
         ``LinearSCVI.get_loadings()`` into ``varm``, scETM, cNMF files, a plain NMF.
         """
         import anndata
