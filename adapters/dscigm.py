@@ -103,7 +103,7 @@ DEFAULTS: dict[str, Any] = {
     "schedule": "authors",  # "authors", "alternating" or "joint"
     "drop_last": True,
     "theta_estimate": "sampled",  # "sampled" (authors: 50-sample Weibull averages) or "mean"
-    "euler_gamma": 0.5772,  # the authors' constant; 0.5772156649015329 is exact
+    "euler_gamma": 0.5771999955177307,  # the authors' (0.5772 in float32); 0.5772156649015329 is exact
     "n_samples": 50,
     "shape_max": 10.0,
     "top_kl_weight": 0.0,

@@ -36,8 +36,11 @@ float64: the loss terms and every gradient agree at rtol 1e-4): ``encoder`` = ``
 ``decoder[0].rho``, ``topic_embeddings[t]`` = ``decoder[t].alphas`` (= ``decoder[t + 1].rho``).
 Remaining differences, none active in ordinary training:
 
-* the Euler-Mascheroni constant of the KL is the authors' 4-digit ``0.5772`` by default
-  (``euler_gamma``; give ``0.5772156649015329`` for the exact value);
+* the Euler-Mascheroni constant of the KL is the authors' 4-digit ``0.5772`` (as float32) by
+  default (``euler_gamma``; give ``0.5772156649015329`` for the exact value). Their constant term
+  ``eulergamma + 1`` is also rounded to float32 (``1.5772000551``), which shifts each KL term by
+  ``5.5e-8`` per topic and changes no gradient; here it is ``euler_gamma + 1`` in the input's
+  precision;
 * ``-log(1 - u)`` is computed as ``-log1p(-u)`` (the authors: ``log(max(1 - u, 1e-30))``): equal
   to float rounding except for ``u`` near 0 in float32, where ``log1p`` is the accurate one;
 * ``lgamma`` of the gamma prior's shape is taken at ``max(shape, 1e-30)`` (the authors: no floor;
@@ -61,8 +64,9 @@ __all__ = ["AUTHORS_HIDDEN", "COMPACT_HIDDEN", "DSCIGMConfig", "DeepWeibullTopic
            "kl_weibull_gamma", "poisson_nll"]
 
 EULER_GAMMA = 0.5772156649015329
-#: The Euler-Mascheroni constant as the authors' code writes it (``torch.tensor(0.5772)``).
-AUTHORS_EULER_GAMMA = 0.5772
+#: The Euler-Mascheroni constant as the authors' code has it: ``torch.tensor(0.5772,
+#: dtype=torch.float32)``, i.e. 0.5772 rounded to float32.
+AUTHORS_EULER_GAMMA = 0.5771999955177307
 TINY = 1e-30
 #: The authors' dense-variant encoder widths (``model/main.py``: ``--hidden_size``, the sizes of
 #: their five prior-knowledge levels and gene layer: 9275 genes, then 1387, 1066, 447, 147, 26
@@ -99,7 +103,7 @@ class DSCIGMConfig:
     encoder_log1p
         Feed ``log1p(x)`` to the encoder (for raw counts); the likelihood always scores ``x``.
     euler_gamma
-        The Euler-Mascheroni constant in the KL (authors: ``0.5772``).
+        The Euler-Mascheroni constant in the KL (authors: ``0.5772`` as float32, the default).
     pathways
         Names of the pathway units of a masked first layer; empty for a dense encoder.
     """

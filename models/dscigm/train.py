@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,9 @@ import torch
 from topiceval.errors import InputError
 from topiceval.io import atomic_path, write_json
 
-from .model import DeepWeibullTopicModel, DSCIGMConfig, as_float_tensor
+from .model import DeepWeibullTopicModel, DSCIGMConfig, Noise, as_float_tensor
 
-__all__ = ["DSCIGM", "SCHEDULES", "TrainingOptions"]
+__all__ = ["DSCIGM", "SCHEDULES", "TrainingOptions", "TrainingStep"]
 
 WEIGHTS_FILE = "weights.pt"
 SETTINGS_FILE = "model.json"
@@ -123,7 +124,9 @@ class DSCIGM:
     def fit(self, x: np.ndarray | sp.spmatrix, options: TrainingOptions | None = None, *, seed: int = 0) -> DSCIGM:
         """Train on ``x`` ``(n_cells, n_genes)`` (non-negative; CSR stays sparse between batches).
 
-        Every random step (cell order, Weibull noise) comes from ``seed``. A step whose loss is
+        Every random step (cell order, Weibull noise) comes from ``seed``; :attr:`history` gets
+        one record per epoch (mean loss and NLL per cell of the steps taken, steps taken and
+        skipped, wall seconds). A step whose loss is
         not finite is skipped (its gradients dropped) and counted in :attr:`history`; the
         authors' code instead checks one parameter for NaN after the fact.
         """
@@ -140,12 +143,13 @@ class DSCIGM:
                              "partial batch is dropped: lower batch_size or set drop_last=False")
         rng = np.random.default_rng(seed)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        step = _Stepper(self.network, options)
+        step = TrainingStep(self.network, options)
         self.network.train()
         n_batches = n_cells // options.batch_size if options.drop_last else math.ceil(n_cells / options.batch_size)
         bar = tqdm(range(options.epochs), desc="d-scIGM", unit="epoch",
                    disable=(not options.progress) if options.progress is not None else None)
         for epoch in bar:
+            started = time.perf_counter()
             order = rng.permutation(n_cells)
             total = nll_total = 0.0
             seen = skipped = 0
@@ -161,7 +165,8 @@ class DSCIGM:
                 nll_total += nll * len(rows)
                 seen += len(rows)
             record = {"epoch": epoch + 1, "loss": total / max(seen, 1), "nll": nll_total / max(seen, 1),
-                      "skipped_steps": skipped}
+                      "steps": n_batches - skipped, "skipped_steps": skipped,
+                      "seconds": time.perf_counter() - started}
             self.history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.4g}")
         self.network.eval()
@@ -249,11 +254,13 @@ class DSCIGM:
                 f"encoder {kind})")
 
 
-class _Stepper:
-    """One optimisation step on a minibatch, by ``options.schedule`` (see :class:`TrainingOptions`).
+class TrainingStep:
+    """The optimisation step on one minibatch, by ``options.schedule`` (see :class:`TrainingOptions`).
 
-    Calling it returns ``(loss, nll)`` of the first pass as floats, or ``None`` when a pass's
-    loss was not finite and its step was skipped.
+    Holds the optimisers (and, for ``"authors"``, the gradients carried between steps). Calling it
+    with ``(encoder input, target, generator)`` returns ``(loss, nll)`` of the first pass as
+    floats, or ``None`` when a pass's loss was not finite and its step was skipped; ``noise``
+    replaces the generator as in :meth:`DeepWeibullTopicModel.forward` (equivalence checks).
     """
 
     def __init__(self, network: DeepWeibullTopicModel, options: TrainingOptions) -> None:
@@ -273,10 +280,10 @@ class _Stepper:
         for p in params:
             p.grad = None
 
-    def __call__(self, x_encoder: torch.Tensor, target: torch.Tensor,
-                 generator: torch.Generator | None) -> tuple[float, float] | None:
+    def __call__(self, x_encoder: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None,
+                 noise: Noise | None = None) -> tuple[float, float] | None:
         schedule, clip = self.options.schedule, self.options.clip_norm
-        out = self.network(x_encoder, target, sample=True, generator=generator)
+        out = self.network(x_encoder, target, sample=True, generator=generator, noise=noise)
         first = (float(out["loss"].detach()), float(out["nll"].detach()))
         if schedule == "joint":
             self._zero(self.all)
@@ -304,7 +311,7 @@ class _Stepper:
             encoder_opt.step()
             self._zero(self.encoder)
         del out
-        again = self.network(x_encoder, target, sample=True, generator=generator)
+        again = self.network(x_encoder, target, sample=True, generator=generator, noise=noise)
         if not torch.isfinite(again["loss"]):
             self._zero(self.all)
             return None
