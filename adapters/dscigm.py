@@ -52,7 +52,8 @@ Outputs:
 Reproduction (Yan, the authors' released run: 15 argmax topics, IP 0.811 on layer 0, from their
 released code, which has only the pathway-masked encoder): at 500 epochs the dense default
 collapses onto one or two topics (seed 0: 2, IP 0.467; seed 1: 1, IP 0.333), while
-``prior="reactome"`` spreads the cells as theirs (seed 0: 17 topics, IP 0.878); see the README.
+``prior="reactome"`` spreads the cells as theirs for two of three seeds (17 topics, IP 0.878;
+6, 0.578; 20, 0.833 for seeds 0, 1, 2); see the README.
 The dense default stays the paper's prior-free setting.
 
 Differences from the authors' code that remain: a step with a non-finite loss is skipped (theirs

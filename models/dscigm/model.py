@@ -45,7 +45,11 @@ Remaining differences, none active in ordinary training:
   to float rounding except for ``u`` near 0 in float32, where ``log1p`` is the accurate one;
 * ``lgamma`` of the gamma prior's shape is taken at ``max(shape, 1e-30)`` (the authors: no floor;
   they differ only once a shape underflows to 0, where theirs is infinite);
-* the authors' modules also hold unused BatchNorm layers, which are left out.
+* the authors' modules also hold unused BatchNorm layers, which are left out;
+* the masked variant differs more (it is not what the check covers): one masked layer from a flat
+  gene-set collection instead of their five-level Reactome hierarchy with STRING neighbours, and
+  :class:`MaskedLinear` rescales its initial weights to each unit's real fan-in (their
+  ``CustomizedLinear`` draws ``U(+-1/sqrt(n_genes))`` and zeroes the masked entries).
 """
 
 from __future__ import annotations
