@@ -8,32 +8,58 @@ what the authors' released script trains on (``*_HIGHPRE.csv``: ``log1p`` of nor
 expression, scored by a Poisson likelihood extended to non-integer values). ``layer="counts"``
 trains on raw counts instead; the encoder then sees ``log1p(counts)`` (``encoder_log1p="auto"``).
 
+Defaults follow the authors' released code (nbnbhwyy/d-scIGM, ``model/main.py``,
+``model/trainer.py``), with the dense encoder the scE2TM paper evaluates:
+
+* architecture: six layers of 100 topics, embeddings of size 200, encoder widths
+  ``hidden_sizes="authors"`` = 9275, 1387, 1066, 447, 147, 26 (the authors' ``--hidden_size``: the
+  sizes of their prior-knowledge layers, here dense); ``hidden_sizes="compact"`` is topiceval
+  0.1's 512, 256, 128, 64, 32, 32 (about 40x fewer weights: faster), or give a list;
+* training (``schedule="authors"``): per minibatch an encoder step, then a decoder step after a
+  second forward pass, two Adam optimisers (lr 1e-2), gradient norm clipped at 100, gradients
+  accumulated as the authors' code does (see
+  :class:`~topiceval.models.dscigm.TrainingOptions`); ``schedule="alternating"`` keeps each step
+  to its own pass's gradient, ``schedule="joint"`` is 0.1's single step; batch 32 with the last
+  partial batch dropped (``drop_last``); 500 epochs; 50 Weibull samples averaged per pass; the
+  top layer's KL weighted 0 as in the authors' script (``top_kl_weight=1``: the full ELBO);
+* outputs (``theta_estimate="sampled"``): as the authors extract them, each cell's ``theta`` an
+  average of 50 Weibull draws (seeded by ``seed``); ``theta_estimate="mean"`` gives the
+  deterministic posterior means (0.1's outputs).
+
 Variants:
 
 * dense encoder (default, ``prior=None``): the paper's evaluation setting "without prior
-  knowledge". The authors' released code only has the masked encoder; our dense widths are
-  ``hidden_sizes`` (default 512, 256, 128, 64, 32, 32 for six layers);
+  knowledge". The authors' released code only has the masked encoder; the dense one takes their
+  widths;
 * ``prior="reactome"`` (or any gene-set collection :func:`topiceval.gene_sets.load` accepts): the
   first encoder layer has one unit per pathway holding ``prior_min_genes`` or more model genes and
   connects only the pathway's genes. The authors stack five levels of the Reactome hierarchy and
   add STRING neighbours to the gene layer; a GMT collection is flat, so here only the first
   layer is masked and the layers above it are dense.
 
-Training: one Adam step per minibatch on the summed loss (the authors alternate an encoder step
-and a decoder step on each minibatch), lr 1e-2, batch 32, gradient norm clipped at 100; topic
-sizes ``n_topics`` in every layer (paper: 6 x 100), embeddings of size 200, 50 Weibull samples
-averaged per pass, and the top layer's KL weight 0 as in the authors' script (``top_kl_weight=1``
-gives the full ELBO).
-
 Outputs:
 
 * ``topic_gene`` = ``Phi_0^T`` ``(K, V)``: each layer-0 topic's distribution over genes (rows sum
-  to 1), ``softmax`` over genes of ``alpha_0 rho^T``; ``output_layer=t`` scores layer ``t``'s
-  topics through ``(Phi_0 ... Phi_t)^T``;
-* ``cell_topic`` = the posterior-mean ``theta_0`` (Weibull means, no sampling) with rows scaled to
-  sum 1 (argmax and IP unchanged);
-* ``cell_embedding`` = the unnormalised posterior means of all layers side by side
-  ``(n_cells, sum K_t)``, the authors' cell representation.
+  to 1), ``softmax`` over genes of ``alpha_0 rho^T`` (the authors save the logits
+  ``rho alpha_0^T``: the same gene ranking); ``output_layer=t`` scores layer ``t``'s topics
+  through ``(Phi_0 ... Phi_t)^T``;
+* ``cell_topic`` = layer 0's ``theta`` (the layer next to the genes, whose topics
+  ``topic_gene`` describes; the first 100 columns of the authors' ``*_embedding.csv``) with rows
+  scaled to sum 1 (argmax and IP unchanged);
+* ``cell_embedding`` = the unnormalised ``theta`` of all layers side by side
+  ``(n_cells, sum K_t)``, the authors' cell representation (their ``*_embedding.csv``).
+
+Reproduction (Yan, the authors' released run: 15 argmax topics, IP 0.811 on layer 0, from their
+released code, which has only the pathway-masked encoder): at 500 epochs the dense default
+collapses onto one or two topics (seed 0: 2, IP 0.467; seed 1: 1, IP 0.333), while
+``prior="reactome"`` spreads the cells as theirs for two of three seeds (17 topics, IP 0.878;
+6, 0.578; 20, 0.833 for seeds 0, 1, 2); see the README.
+The dense default stays the paper's prior-free setting.
+
+Differences from the authors' code that remain: a step with a non-finite loss is skipped (theirs
+checks one parameter for NaN); cells are shuffled by a numpy generator; the KL floors the gamma
+shape at 1e-30 inside ``lgamma``; ``-log1p(-u)`` for the Weibull noise; unused BatchNorm layers
+are left out (see :mod:`topiceval.models.dscigm.model`).
 """
 
 from __future__ import annotations
@@ -61,22 +87,31 @@ from topiceval.protocol import TopicOutputs
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
-__all__ = ["DEFAULTS", "DEFAULT_EPOCHS", "DEFAULT_HIDDEN", "DEFAULT_TOPICS", "EXTRA", "fit", "train"]
+__all__ = ["DEFAULTS", "DEFAULT_EPOCHS", "DEFAULT_TOPICS", "EXTRA", "HIDDEN_PRESETS", "fit", "train"]
 
 EXTRA = "dscigm"
 DEFAULT_TOPICS = 100
 DEFAULT_EPOCHS = 500
-#: Dense encoder widths for up to six layers (more layers repeat the last).
-DEFAULT_HIDDEN = (512, 256, 128, 64, 32, 32)
+#: Named encoder widths for up to six layers (more layers repeat the last): the authors' and
+#: topiceval 0.1's.
+HIDDEN_PRESETS: dict[str, tuple[int, ...]] = {
+    "authors": (9275, 1387, 1066, 447, 147, 26),
+    "compact": (512, 256, 128, 64, 32, 32),
+}
+THETA_ESTIMATES = ("sampled", "mean")
 #: Model options and their defaults.
 DEFAULTS: dict[str, Any] = {
     "n_layers": 6,
-    "hidden_sizes": (),  # () = DEFAULT_HIDDEN[:n_layers]
+    "hidden_sizes": "authors",  # a preset name or one width per layer
     "embed_size": 200,
     "batch_size": 32,
     "lr": 1e-2,
     "weight_decay": 0.0,
     "clip_norm": 100.0,
+    "schedule": "authors",  # "authors", "alternating" or "joint"
+    "drop_last": True,
+    "theta_estimate": "sampled",  # "sampled" (authors: 50-sample Weibull averages) or "mean"
+    "euler_gamma": 0.5771999955177307,  # the authors' (0.5772 in float32); 0.5772156649015329 is exact
     "n_samples": 50,
     "shape_max": 10.0,
     "top_kl_weight": 0.0,
@@ -90,9 +125,15 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _hidden_sizes(options: dict[str, Any], n_layers: int) -> tuple[int, ...]:
-    hidden = tuple(int(h) for h in (options["hidden_sizes"] or ()))
-    if not hidden:
-        hidden = tuple(DEFAULT_HIDDEN[min(t, len(DEFAULT_HIDDEN) - 1)] for t in range(n_layers))
+    value = options["hidden_sizes"] or "authors"
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key not in HIDDEN_PRESETS:
+            raise InputError(f"dscigm: hidden_sizes must be {' or '.join(map(repr, HIDDEN_PRESETS))} or a list "
+                             f"of widths, got {value!r}")
+        preset = HIDDEN_PRESETS[key]
+        return tuple(preset[min(t, len(preset) - 1)] for t in range(n_layers))
+    hidden = tuple(int(h) for h in value)
     if len(hidden) != n_layers:
         raise InputError(f"dscigm: {len(hidden)} hidden_sizes for n_layers = {n_layers}; give one per layer")
     if min(hidden) < 1:
@@ -100,16 +141,16 @@ def _hidden_sizes(options: dict[str, Any], n_layers: int) -> tuple[int, ...]:
     return hidden
 
 
-def _flag(value: Any, integer_input: bool) -> bool:
+def _flag(value: Any, auto: bool, name: str) -> bool:
     if value == "auto":
-        return integer_input
+        return auto
     if isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise InputError(f"dscigm: encoder_log1p must be 'auto', true or false, got {value!r}")
+        raise InputError(f"dscigm: {name} must be 'auto', true or false, got {value!r}")
     return bool(value)
 
 
@@ -142,6 +183,10 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     if not 0 <= output_layer < n_layers:
         raise InputError(f"dscigm: output_layer must be in 0..{n_layers - 1}, got {output_layer}")
     hidden = _hidden_sizes(options, n_layers)
+    estimate = str(options["theta_estimate"]).strip().lower()
+    if estimate not in THETA_ESTIMATES:
+        raise InputError(f"dscigm: theta_estimate must be one of {', '.join(THETA_ESTIMATES)}, got "
+                         f"{options['theta_estimate']!r}")
     data = model_input(adata, params.layer, default=None, model="dscigm", needs="non-negative values")
     genes = gene_names(adata)
 
@@ -162,19 +207,21 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         embed_size=check_positive_int(options["embed_size"], "embed_size"),
         n_samples=check_positive_int(options["n_samples"], "n_samples"),
         shape_max=float(options["shape_max"]), top_kl_weight=float(options["top_kl_weight"]),
-        encoder_log1p=_flag(options["encoder_log1p"], data.integer), pathways=pathways,
+        encoder_log1p=_flag(options["encoder_log1p"], data.integer, "encoder_log1p"),
+        euler_gamma=float(options["euler_gamma"]), pathways=pathways,
     )
     training = TrainingOptions(
         epochs=epochs, batch_size=check_positive_int(options["batch_size"], "batch_size"),
         lr=float(options["lr"]), weight_decay=float(options["weight_decay"]),
-        clip_norm=float(options["clip_norm"]),
+        clip_norm=float(options["clip_norm"]), schedule=str(options["schedule"]),
+        drop_last=_flag(options["drop_last"], True, "drop_last"),
         progress=resolve_progress(options, params.options, params.progress),
     )
     started = time.perf_counter()
     with torch_threads(options["threads"]):
         model = DSCIGM(config, genes, mask, seed=params.seed)
         model.fit(data.matrix, training, seed=params.seed)
-        thetas = model.transform(data.matrix)
+        thetas = model.transform(data.matrix, sample=estimate == "sampled", seed=params.seed)
         topic_gene = model.topic_gene(output_layer)
     fitted = time.perf_counter()
 
@@ -190,7 +237,8 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     hyper = {
         "n_topics": n_topics, "epochs": epochs, "seed": params.seed, "input": data.source,
         "variant": "pathway-masked" if prior is not None else "dense",
-        **{k: v for k, v in options.items() if k not in ("progress", "hidden_sizes", "encoder_log1p")},
+        **{k: v for k, v in options.items() if k not in ("progress", "hidden_sizes", "encoder_log1p", "drop_last")},
+        "drop_last": training.drop_last, "theta_estimate": estimate,
         "prior": None if prior is None else str(prior),
         "hidden_sizes": list(hidden), "encoder_log1p": config.encoder_log1p,
     }

@@ -1,21 +1,24 @@
 """d-scIGM (deep interpretable generative model for single-cell data), implemented in PyTorch.
 
 Installed as ``topiceval.models.dscigm`` (extra ``dscigm``: ``pip install "topiceval[dscigm]"``).
-No installable package of the authors exists; this is an implementation from the paper and the
-authors' description of their research script, written for topiceval:
+No installable package of the authors exists; this is topiceval's implementation, written from the
+paper and a reading of the authors' research code (nbnbhwyy/d-scIGM), whose defaults it follows and
+whose modules ``benchmarks/bench_dscigm.py`` checks it against (same weights and noise in float64:
+the same loss terms, gradients and training steps):
 
 * :mod:`.model`: :class:`DSCIGMConfig` and :class:`DeepWeibullTopicModel`: deep Weibull topic
   layers, sawtooth decoder ``Phi = softmax(rho alpha^T)``, Poisson likelihood + Weibull-Gamma KL;
 * :mod:`.prior`: :func:`pathway_mask`, the gene -> pathway connections of the masked encoder;
-* :mod:`.train`: :class:`DSCIGM` (fit, transform, topic_gene, save, load) and
-  :class:`TrainingOptions`.
+* :mod:`.train`: :class:`DSCIGM` (fit, transform, topic_gene, save, load),
+  :class:`TrainingOptions` and :class:`TrainingStep` (the authors' alternating encoder / decoder
+  updates by default).
 
 Importing this package imports torch; ``import topiceval`` does not import it.
 """
 
 from .model import DeepWeibullTopicModel, DSCIGMConfig, MaskedLinear, kl_weibull_gamma, poisson_nll
 from .prior import PathwayMask, pathway_mask
-from .train import DSCIGM, TrainingOptions
+from .train import DSCIGM, TrainingOptions, TrainingStep
 
 __all__ = [
     "DSCIGM",
@@ -24,6 +27,7 @@ __all__ = [
     "MaskedLinear",
     "PathwayMask",
     "TrainingOptions",
+    "TrainingStep",
     "kl_weibull_gamma",
     "pathway_mask",
     "poisson_nll",

@@ -18,7 +18,8 @@ cell's expression), then downward Weibull posteriors ``q(theta_t) = Weibull(k_t,
 parameters come from ``[h_t, Phi_{t+1} theta_{t+1}]`` (the top layer from ``h_{L-1}`` alone).
 ``k_t`` is parameterised as ``1 / shape`` (clamped to ``[1e-30, shape_max]``) and
 ``lambda_t = softplus(.) / Gamma(1 + k_t)``, so ``softplus(.)`` is the Weibull mean. Samples use
-the reparameterisation ``lambda (-log(1 - u))^k``, ``u ~ U(0, 1)``, averaged over ``n_samples``.
+the reparameterisation ``lambda (-log(1 - u))^k``, ``u ~ U(0, 1)``, averaged over ``n_samples``
+(the authors: 50), in training and for the outputs alike.
 
 Loss per cell: Poisson negative log-likelihood of ``x`` + sum over layers of
 ``KL(Weibull(k_t, lambda_t) || Gamma(Phi_{t+1} theta_{t+1}, 1))``; the top layer's KL against
@@ -27,12 +28,35 @@ Loss per cell: Poisson negative log-likelihood of ``x`` + sum over layers of
 The encoder's first layer is dense (the variant "without prior knowledge" the paper evaluates),
 or masked by a gene -> pathway matrix (:mod:`.prior`), a layer of one unit per pathway whose
 weights from genes outside the pathway are fixed at zero.
+
+Correspondence with the authors' released code (nbnbhwyy/d-scIGM, ``model/model.py``,
+``model/utils.py``), checked by ``benchmarks/bench_dscigm.py`` (same weights, same uniform noise,
+float64: the loss terms and every gradient agree at rtol 1e-4): ``encoder`` = ``h_encoder``,
+``shape_heads`` / ``scale_heads`` = ``shape_encoder`` / ``scale_encoder``, ``gene_embedding`` =
+``decoder[0].rho``, ``topic_embeddings[t]`` = ``decoder[t].alphas`` (= ``decoder[t + 1].rho``).
+Remaining differences, none active in ordinary training:
+
+* the Euler-Mascheroni constant of the KL is the authors' 4-digit ``0.5772`` (as float32) by
+  default (``euler_gamma``; give ``0.5772156649015329`` for the exact value). Their constant term
+  ``eulergamma + 1`` is also rounded to float32 (``1.5772000551``), which shifts each KL term by
+  ``5.5e-8`` per topic and changes no gradient; here it is ``euler_gamma + 1`` in the input's
+  precision;
+* ``-log(1 - u)`` is computed as ``-log1p(-u)`` (the authors: ``log(max(1 - u, 1e-30))``): equal
+  to float rounding except for ``u`` near 0 in float32, where ``log1p`` is the accurate one;
+* ``lgamma`` of the gamma prior's shape is taken at ``max(shape, 1e-30)`` (the authors: no floor;
+  they differ only once a shape underflows to 0, where theirs is infinite);
+* the authors' modules also hold unused BatchNorm layers, which are left out;
+* the masked variant differs more (it is not what the check covers): one masked layer from a flat
+  gene-set collection instead of their five-level Reactome hierarchy with STRING neighbours, and
+  :class:`MaskedLinear` rescales its initial weights to each unit's real fan-in (their
+  ``CustomizedLinear`` draws ``U(+-1/sqrt(n_genes))`` and zeroes the masked entries).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,10 +64,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DSCIGMConfig", "DeepWeibullTopicModel", "MaskedLinear", "kl_weibull_gamma", "poisson_nll"]
+__all__ = ["AUTHORS_HIDDEN", "COMPACT_HIDDEN", "DSCIGMConfig", "DeepWeibullTopicModel", "MaskedLinear",
+           "kl_weibull_gamma", "poisson_nll"]
 
 EULER_GAMMA = 0.5772156649015329
+#: The Euler-Mascheroni constant as the authors' code has it: ``torch.tensor(0.5772,
+#: dtype=torch.float32)``, i.e. 0.5772 rounded to float32.
+AUTHORS_EULER_GAMMA = 0.5771999955177307
 TINY = 1e-30
+#: The authors' dense-variant encoder widths (``model/main.py``: ``--hidden_size``, the sizes of
+#: their five prior-knowledge levels and gene layer: 9275 genes, then 1387, 1066, 447, 147, 26
+#: pathways).
+AUTHORS_HIDDEN = (9275, 1387, 1066, 447, 147, 26)
+#: topiceval 0.1's compact encoder widths (about 40x fewer weights on 5000 genes; faster).
+COMPACT_HIDDEN = (512, 256, 128, 64, 32, 32)
+
+#: A source of uniform noise: ``noise(shape, dtype, device) -> tensor`` of ``U(0, 1)`` values.
+Noise = Callable[[tuple[int, ...], torch.dtype, torch.device], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -57,8 +94,8 @@ class DSCIGMConfig:
     topic_sizes
         Topics per layer, layer 0 first (paper: six layers of 100).
     hidden_sizes
-        Width of the upward deterministic layers, one per topic layer. With a pathway mask the
-        first width is the number of pathways.
+        Width of the upward deterministic layers, one per topic layer (default: the authors',
+        :data:`AUTHORS_HIDDEN`). With a pathway mask the first width is the number of pathways.
     embed_size
         Dimension ``E`` of gene and topic embeddings (paper: 200).
     n_samples
@@ -69,18 +106,21 @@ class DSCIGMConfig:
         Weight of the top layer's KL against ``Gamma(1, 1)`` (authors' script: 0; the ELBO: 1).
     encoder_log1p
         Feed ``log1p(x)`` to the encoder (for raw counts); the likelihood always scores ``x``.
+    euler_gamma
+        The Euler-Mascheroni constant in the KL (authors: ``0.5772`` as float32, the default).
     pathways
         Names of the pathway units of a masked first layer; empty for a dense encoder.
     """
 
     n_genes: int
     topic_sizes: tuple[int, ...] = (100, 100, 100, 100, 100, 100)
-    hidden_sizes: tuple[int, ...] = (512, 256, 128, 64, 32, 32)
+    hidden_sizes: tuple[int, ...] = AUTHORS_HIDDEN
     embed_size: int = 200
     n_samples: int = 50
     shape_max: float = 10.0
     top_kl_weight: float = 0.0
     encoder_log1p: bool = False
+    euler_gamma: float = AUTHORS_EULER_GAMMA
     pathways: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -154,17 +194,19 @@ def poisson_nll(x: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
 
 
 def kl_weibull_gamma(gamma_shape: torch.Tensor, gamma_rate: torch.Tensor, k: torch.Tensor,
-                     lam: torch.Tensor) -> torch.Tensor:
+                     lam: torch.Tensor, euler_gamma: float = EULER_GAMMA) -> torch.Tensor:
     """``KL(Weibull(1/k, lam) || Gamma(gamma_shape, gamma_rate))`` summed, divided by cells.
 
     With ``a, b`` the gamma shape and rate and ``k = 1 / Weibull shape`` (Zhang et al. 2018,
     WHAI):
     ``KL = gamma_E a k - a log lam - log k + b lam Gamma(1 + k) - gamma_E - 1 - a log b + lgamma(a)``.
-    All tensors broadcast to ``(N, K)``.
+    All tensors broadcast to ``(N, K)``; ``euler_gamma`` is exact unless given (the model passes
+    the authors' ``0.5772``, see :class:`DSCIGMConfig`).
     """
     a = gamma_shape
-    kl = (EULER_GAMMA * a * k - a * _log(lam) - _log(k) + gamma_rate * lam * torch.exp(torch.lgamma(1 + k))
-          - EULER_GAMMA - 1 - a * _log(gamma_rate) + torch.lgamma(a.clamp(min=TINY)))
+    g = euler_gamma
+    kl = (g * a * k - a * _log(lam) - _log(k) + gamma_rate * lam * torch.exp(torch.lgamma(1 + k))
+          - g - 1 - a * _log(gamma_rate) + torch.lgamma(a.clamp(min=TINY)))
     return kl.sum() / k.shape[0]
 
 
@@ -218,13 +260,21 @@ class DeepWeibullTopicModel(nn.Module):
         lam = mean / torch.exp(torch.lgamma(1 + k))
         return k, lam, mean
 
-    def _sample(self, k: torch.Tensor, lam: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _sample(self, k: torch.Tensor, lam: torch.Tensor, generator: torch.Generator | None,
+                noise: Noise | None) -> torch.Tensor:
         shape = (self.config.n_samples, *k.shape)
-        u = torch.rand(shape, generator=generator, device=k.device, dtype=k.dtype).clamp(1e-7, 1 - 1e-7)
+        if noise is None:
+            u = torch.rand(shape, generator=generator, device=k.device, dtype=k.dtype)
+        else:
+            u = noise(shape, k.dtype, k.device)
+            if tuple(u.shape) != shape:
+                raise ValueError(f"the noise source gave shape {tuple(u.shape)}, expected {shape}")
+        # torch.rand lies in [0, 1): -log1p(-u) is finite; pow's gradient at base 0 is 0
         return (lam * torch.pow(-torch.log1p(-u), k)).mean(dim=0)
 
     def forward(self, x_encoder: torch.Tensor, x_target: torch.Tensor | None = None, *,
-                sample: bool = True, generator: torch.Generator | None = None) -> dict[str, Any]:
+                sample: bool = True, generator: torch.Generator | None = None,
+                noise: Noise | None = None) -> dict[str, Any]:
         """Encode a minibatch and, given ``x_target``, compute the loss.
 
         Parameters
@@ -237,12 +287,15 @@ class DeepWeibullTopicModel(nn.Module):
             Draw Weibull samples (training); ``False`` propagates posterior means (deterministic).
         generator
             Torch generator of the Weibull noise.
+        noise
+            Instead of ``generator``, a callable giving the ``U(0, 1)`` noise of each layer,
+            called top layer first with shape ``(n_samples, N, K_t)`` (for equivalence checks).
 
         Returns
         -------
         dict
             ``theta`` (list of ``(N, K_t)``), and with ``x_target``: ``loss``, ``nll``, ``kl``
-            (list per layer).
+            (list per layer, unweighted; ``loss`` weights the top one by ``top_kl_weight``).
         """
         hidden = []
         h = x_encoder
@@ -261,7 +314,7 @@ class DeepWeibullTopicModel(nn.Module):
                 features = torch.cat([hidden[t], prior_shape[t]], dim=1)
             k, lam, mean = self._weibull(t, features)
             params[t] = (k, lam)
-            theta[t] = self._sample(k, lam, generator) if sample else mean
+            theta[t] = self._sample(k, lam, generator, noise) if sample else mean
         out: dict[str, Any] = {"theta": theta}
         if x_target is None:
             return out
@@ -269,19 +322,35 @@ class DeepWeibullTopicModel(nn.Module):
         nll = poisson_nll(x_target, rate)
         kls = []
         one = torch.ones((), dtype=rate.dtype, device=rate.device)
+        g = self.config.euler_gamma
         for t in range(n_layers):
             k, lam = params[t]
-            if t < n_layers - 1:
-                kls.append(kl_weibull_gamma(prior_shape[t], one, k, lam))
-            else:
-                kls.append(self.config.top_kl_weight * kl_weibull_gamma(one, one, k, lam))
-        out.update(loss=nll + sum(kls), nll=nll, kl=kls)
+            shape = prior_shape[t] if t < n_layers - 1 else one
+            kls.append(kl_weibull_gamma(shape, one, k, lam, euler_gamma=g))
+        loss = nll + sum(kls[:-1]) + self.config.top_kl_weight * kls[-1]
+        out.update(loss=loss, nll=nll, kl=kls)
         return out
 
     @torch.no_grad()
-    def transform(self, x_encoder: torch.Tensor) -> list[torch.Tensor]:
-        """Posterior-mean ``theta`` of every layer for ``x_encoder`` ``(N, V)`` (eval mode)."""
-        return self.forward(x_encoder, None, sample=False)["theta"]
+    def transform(self, x_encoder: torch.Tensor, *, sample: bool = False,
+                  generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """``theta`` of every layer for ``x_encoder`` ``(N, V)``.
+
+        ``sample=False``: posterior means propagated down the layers (deterministic);
+        ``sample=True``: as the authors' outputs, each layer an average of ``n_samples`` Weibull
+        draws given the sampled layer above.
+        """
+        return self.forward(x_encoder, None, sample=sample, generator=generator)["theta"]
+
+    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """``(encoder, decoder)`` parameters, as the authors' two optimisers split them.
+
+        Encoder: the upward layers and the shape / scale heads; decoder: the gene and topic
+        embeddings.
+        """
+        encoder = [*self.encoder.parameters(), *self.shape_heads.parameters(), *self.scale_heads.parameters()]
+        decoder = [self.gene_embedding, *self.topic_embeddings]
+        return encoder, decoder
 
 
 def as_float_tensor(matrix: Any, rows: np.ndarray | slice | None = None) -> torch.Tensor:
