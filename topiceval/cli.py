@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     enrich.add_argument("--gsea-rank-by", choices=["topic_gene", "log"], default="topic_gene", help="rank genes by the topic-gene values (reference, default) or their centred log")
     enrich.add_argument("--gsea-min-size", type=int, default=15, help="GSEA tests sets with at least this many model genes (default 15)")
     enrich.add_argument("--gsea-max-size", type=int, default=500, help="GSEA tests sets with at most this many model genes (default 500)")
+    enrich.add_argument("--gsea-device", default="cpu", help="native GSEA null on cpu (default), cuda[:N] (torch with CUDA) or auto (CUDA when present)")
     enrich.add_argument("--n-jobs", type=int, default=1, help="threads for GSEA (default 1; -1: all cores); changes no number")
     clustering = score.add_argument_group("clustering (--metrics ari,nmi or clustering)")
     clustering.add_argument("--cluster-method", choices=["louvain", "leiden"], default="louvain", help="community detection (default louvain, as the paper)")
@@ -423,6 +424,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         gsea_rank_by=args.gsea_rank_by,
         gsea_min_size=args.gsea_min_size,
         gsea_max_size=args.gsea_max_size,
+        gsea_device=args.gsea_device,
         n_jobs=args.n_jobs,
         cluster_method=args.cluster_method,
         cluster_n_neighbors=args.cluster_n_neighbors,

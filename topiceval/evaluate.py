@@ -98,6 +98,9 @@ class EvaluationOptions:
         ``"topic_gene"`` (reference) or ``"log"`` (centred log of the topic-gene values).
     gsea_min_size, gsea_max_size
         Sizes (genes in the model) of the sets GSEA tests (gseapy: 15 and 500).
+    gsea_device
+        Where the native GSEA engine computes its null: ``"cpu"`` (default), ``"cuda"`` or
+        ``"auto"`` (see :func:`~topiceval.metrics.prerank_gsea`).
     n_jobs
         Threads for GSEA. It changes no number, so it is recorded under ``config["runtime"]``
         and left out of ``config_sha256``.
@@ -131,6 +134,7 @@ class EvaluationOptions:
     gsea_rank_by: str = "topic_gene"
     gsea_min_size: int = 15
     gsea_max_size: int = 500
+    gsea_device: str = "cpu"
     n_jobs: int = 1
     cluster_method: str = "louvain"
     cluster_resolutions: tuple[float, ...] = PAPER_RESOLUTIONS
@@ -273,7 +277,8 @@ def _gsea(ctx: _Context) -> list[MetricResult]:
     result = topic_gsea(o.topic_gene, o.gene_names, ctx.gene_sets, engine=opts.gsea_engine,
                         n_perm=opts.gsea_n_perm, rank_by=opts.gsea_rank_by,
                         min_size=opts.gsea_min_size, max_size=opts.gsea_max_size,
-                        fdr=opts.gsea_fdr, seed=opts.seed, n_jobs=opts.n_jobs)
+                        fdr=opts.gsea_fdr, seed=opts.seed, n_jobs=opts.n_jobs,
+                        device=opts.gsea_device)
     ctx.details["gsea"] = result.table
     return result.scores
 def _clustering(ctx: _Context) -> list[MetricResult]:
