@@ -100,7 +100,8 @@ class EvaluationOptions:
         Sizes (genes in the model) of the sets GSEA tests (gseapy: 15 and 500).
     gsea_device
         Where the native GSEA engine computes its null: ``"cpu"`` (default), ``"cuda"`` or
-        ``"auto"`` (see :func:`~topiceval.metrics.prerank_gsea`).
+        ``"auto"`` (see :func:`~topiceval.metrics.prerank_gsea`); recorded under
+        ``config["runtime"]`` with ``n_jobs``.
     n_jobs
         Threads for GSEA. It changes no number, so it is recorded under ``config["runtime"]``
         and left out of ``config_sha256``.
@@ -572,8 +573,10 @@ def _per_topic_table(outputs: TopicOutputs, ctx: _Context) -> pd.DataFrame:
     return table
 
 
-#: Options that change no number: recorded under ``config["runtime"]``, not hashed.
-_RUNTIME_OPTIONS = ("n_jobs",)
+#: Options that change no number: recorded under ``config["runtime"]``, not hashed
+#: (``gsea_device``: the hardware of the same computation; a GPU rounds the null ES in float32
+#: in another order, nothing else).
+_RUNTIME_OPTIONS = ("n_jobs", "gsea_device")
 
 
 def _versions() -> dict[str, str]:

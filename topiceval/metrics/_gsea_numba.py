@@ -46,10 +46,12 @@ def random_places(inverse, gene_ptr, gene_sets, set_ptr, out):  # pragma: no cov
 
 
 @numba.njit(parallel=True, **_OPTIONS)
-def null_es(weights_t, places, set_ptr, set_size, n_genes, out, flat_count):  # pragma: no cover
+def null_es(weights_t, places, set_ptr, set_size, n_genes, n_topics, out, flat_count):  # pragma: no cover
     """Null ES of every (topic of the block, set, relabelling); see ``gsea._null_group``.
 
-    ``weights_t``: ``(N, kb)`` float32 weights in ranked order, topics last (the SIMD lanes);
+    ``weights_t``: ``(N, kb)`` float32 weights in ranked order, topics last (the SIMD lanes; the
+    caller pads ``kb`` to a multiple of 8 so that no lane runs in a scalar remainder loop, and
+    only the first ``n_topics`` lanes are counted in ``flat_count``);
     ``places``: ``(pc, nnz)`` sorted random places; ``set_ptr`` / ``set_size``: each set's slice of
     a row of ``places``; ``out``: ``(kb, n_sets, pc)`` float32, filled; ``flat_count[j]``: null
     samples of relabelling ``j`` whose hits all had weight 0 (walked with equal weights).
@@ -109,7 +111,8 @@ def null_es(weights_t, places, set_ptr, set_size, n_genes, out, flat_count):  # 
                     if unit != unit:
                         unit = _unit_es(row, lo, m, n_genes)
                     out[k, s, j] = unit
-                    n_flat += 1
+                    if k < n_topics:
+                        n_flat += 1
                 elif top[k] > -bottom[k]:
                     out[k, s, j] = top[k]
                 else:

@@ -5,8 +5,10 @@ the authors call ``gseapy.prerank`` once per topic). Three engines sit behind on
 return one table (:data:`GSEA_COLUMNS`):
 
 ``engine="native"`` (default)
-    gseapy's prerank statistics (version 1.x, ``method="permutation"``), vectorised over sets,
-    permutations and topics:
+    gseapy's prerank statistics (version 1.x, ``method="permutation"``) computed by compiled
+    kernels (:mod:`topiceval.metrics._gsea_numba`; ``device="cuda"`` walks the null with torch,
+    :mod:`topiceval.metrics._gsea_torch`). The numpy implementation below (``_null_group``,
+    ``_statistics``) is the reference the tests compare the kernels against:
 
     * genes sorted by decreasing ranking value (ties: lower gene index first, the rule of
       :func:`~topiceval.metrics.top_gene_indices`); hit weights ``|r|`` (weight 1);
@@ -89,6 +91,8 @@ MOSTLY_TIES = 0.5
 _BLOCK_ELEMENTS = 1 << 21
 #: Memory for the null ES of one block of topics (float32).
 _NULL_BYTES = 256 << 20
+#: SIMD lanes (topics) the compiled null kernel's blocks are padded to a multiple of.
+_LANES = 8
 #: Memory for the sorted random places of one chunk of permutations.
 _POSITION_BYTES = 256 << 20
 
@@ -411,7 +415,8 @@ def _native(ranking, order, names, members, terms, n_perm, seed, n_jobs, progres
     rng = np.random.default_rng(seed)
     index_type = np.int16 if n_genes <= np.iinfo(np.int16).max else np.int32
     relabel = rng.permuted(np.tile(np.arange(n_genes, dtype=index_type), (n_perm, 1)), axis=1)
-    inverse = np.argsort(relabel, axis=1).astype(np.int32)  # gene at each random place
+    inverse = np.empty((n_perm, n_genes), dtype=np.int32)  # gene at each random place
+    np.put_along_axis(inverse, relabel.astype(np.intp), np.arange(n_genes, dtype=np.int32)[None, :], axis=1)
     del relabel
     if backend[0] == "numpy":
         nes, pval, fdr, n_null_flat = _null_numpy(weights, es, members, sizes, groups, inverse,
@@ -445,6 +450,8 @@ def _null_compiled(weights, es, members, sizes, inverse, index_type, n_jobs, pro
     set_ptr = members.indptr.astype(np.int64)
     set_size = sizes.astype(np.int64)
     block = max(1, min(n_topics, _NULL_BYTES // max(n_sets * n_perm * 4, 1)))
+    block = -(-n_topics // -(-n_topics // block))  # blocks of even size
+    lanes = -(-block // _LANES) * _LANES
     perm_chunk = max(1, min(n_perm, _POSITION_BYTES // max(members.nnz * np.dtype(index_type).itemsize, 1)))
     # a few calls per block so that the progress bar moves; results do not depend on the split
     call_chunk = max(1, min(perm_chunk, -(-n_perm // 8)))
@@ -471,6 +478,10 @@ def _null_compiled(weights, es, members, sizes, inverse, index_type, n_jobs, pro
         for start in range(0, n_topics, block):
             stop = min(n_topics, start + block)
             weights_t = np.ascontiguousarray(weights[start:stop].T, dtype=np.float32)  # (N, kb)
+            if walker is None and weights_t.shape[1] % _LANES:
+                # pad the lanes with copies of the first topic (their output is dropped)
+                pad = np.repeat(weights_t[:, :1], lanes - weights_t.shape[1], axis=1)
+                weights_t = np.ascontiguousarray(np.hstack([weights_t, pad]))
             null = np.empty((stop - start, n_sets, n_perm), dtype=np.float32)
             for q0 in range(0, n_perm, perm_chunk):
                 q1 = min(n_perm, q0 + perm_chunk)
@@ -479,13 +490,13 @@ def _null_compiled(weights, es, members, sizes, inverse, index_type, n_jobs, pro
                     p1 = min(q1, p0 + call_chunk)
                     rows = chunk_places[p0 - q0:p1 - q0]
                     if walker is None:
-                        part = np.empty((stop - start, n_sets, p1 - p0), dtype=np.float32)
+                        part = np.empty((weights_t.shape[1], n_sets, p1 - p0), dtype=np.float32)
                         flat = np.zeros(p1 - p0, dtype=np.int64)
-                        kernels.null_es(weights_t, rows, set_ptr, set_size, n_genes, part, flat)
+                        kernels.null_es(weights_t, rows, set_ptr, set_size, n_genes, stop - start, part, flat)
                     else:
                         part, flat = walker.null_es(weights_t, rows)
                     n_null_flat += int(flat.sum())
-                    null[:, :, p0:p1] = part
+                    null[:, :, p0:p1] = part[:stop - start]
                     bar.update((stop - start) * (p1 - p0) / n_perm)
             kernels.statistics(es[start:stop], null, nes[start:stop], pval[start:stop], fdr[start:stop])
             del null
