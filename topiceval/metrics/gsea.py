@@ -600,7 +600,8 @@ def _leading_edge_genes(hits: np.ndarray, peak: np.ndarray, positive: np.ndarray
 
 
 def _join_leading_edges(edges: list, groups: list, n_topics: int, n_sets: int, names: np.ndarray) -> np.ndarray:
-    """``(K, S)`` ``;``-joined leading edges: one join of all genes, then one slice per pair."""
+    """``(K, S)`` ``;``-joined leading edges: one join of every group's genes (their order and
+    counts come from array operations), then the one string slice each pair's Python string needs."""
     names = np.asarray(names, dtype=object)
     with_sep = np.array([f"{name};" for name in names], dtype=object)
     lengths = np.array([len(x) for x in with_sep], dtype=np.int64)
