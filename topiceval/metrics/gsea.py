@@ -5,8 +5,10 @@ the authors call ``gseapy.prerank`` once per topic). Three engines sit behind on
 return one table (:data:`GSEA_COLUMNS`):
 
 ``engine="native"`` (default)
-    gseapy's prerank statistics (version 1.x, ``method="permutation"``), vectorised over sets,
-    permutations and topics:
+    gseapy's prerank statistics (version 1.x, ``method="permutation"``) computed by compiled
+    kernels (:mod:`topiceval.metrics._gsea_numba`; ``device="cuda"`` walks the null with torch,
+    :mod:`topiceval.metrics._gsea_torch`). The numpy implementation below (``_null_group``,
+    ``_statistics``) is the reference the tests compare the kernels against:
 
     * genes sorted by decreasing ranking value (ties: lower gene index first, the rule of
       :func:`~topiceval.metrics.top_gene_indices`); hit weights ``|r|`` (weight 1);
@@ -51,6 +53,7 @@ defaults 15 and 500) and ``m < n_genes``. A (topic, set) pair is enriched when `
 from __future__ import annotations
 
 import random
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +85,8 @@ __all__ = [
 
 #: Engines behind :func:`prerank_gsea`.
 GSEA_ENGINES = ("native", "gseapy", "blitzgsea")
+#: Devices of the native null (and ``"cuda:N"``).
+GSEA_DEVICES = ("cpu", "cuda", "auto")
 #: Rankings of a topic's genes.
 RANK_BY = ("topic_gene", "log")
 #: Columns of the GSEA long table, in order (the same for every engine).
@@ -107,12 +112,18 @@ class GSEAOptions(SeedOption, NJobsOption):
                                 kind="int", low=1)
     gsea_max_size: int = option(500, "GSEA tests sets with at most this many model genes (gseapy: 500)",
                                 kind="int", low=1)
+    gsea_device: str = option("cpu", "where the native null runs: cpu (compiled kernel), cuda, cuda:N or auto "
+                              "(CUDA when present; needs torch); changes no number beyond float32 rounding",
+                              kind="custom", parse=str, runtime=True)
 
     def _check(self) -> None:
         super()._check()
         low, high = self.gsea_min_size, self.gsea_max_size
         if isinstance(low, int) and isinstance(high, int) and low > high:
             raise InputError(f"gsea_min_size ({low}) is larger than gsea_max_size ({high})")
+        device = self.gsea_device
+        if not isinstance(device, str) or not (device in GSEA_DEVICES or device.startswith("cuda:")):
+            raise InputError(f"gsea_device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
 
 
 #: Above this fraction of tied ranking values a topic is warned about.
@@ -121,8 +132,10 @@ MOSTLY_TIES = 0.5
 _BLOCK_ELEMENTS = 1 << 21
 #: Memory for the null ES of one block of topics (float32).
 _NULL_BYTES = 256 << 20
+#: SIMD lanes (topics) the compiled null kernel's blocks are padded to a multiple of.
+_LANES = 8
 #: Memory for the sorted random places of one chunk of permutations.
-_POSITION_BYTES = 64 << 20
+_POSITION_BYTES = 256 << 20
 
 
 # --------------------------------------------------------------------------- public API
@@ -161,6 +174,7 @@ def prerank_gsea(
     seed: int = 0,
     n_jobs: int = 1,
     progress: bool | None = None,
+    device: str = "cpu",
 ) -> pd.DataFrame:
     """Pre-ranked GSEA of every topic against every set.
 
@@ -189,6 +203,11 @@ def prerank_gsea(
         Threads (native: over groups of sets; gseapy: its threads; blitzgsea: its processes).
     progress
         Show a progress bar: ``True``, ``False`` or ``None`` (only on a terminal).
+    device
+        Where the native engine computes the null: ``"cpu"`` (default: compiled kernels, numba),
+        ``"cuda"`` / ``"cuda:N"`` (torch; needs a CUDA build of torch) or ``"auto"`` (CUDA when
+        present, else the CPU). Both are fed the same permutations: the tables agree up to float32
+        rounding of the null ES (ES, leading edges and the law of the null are identical).
 
     Returns
     -------
@@ -198,7 +217,7 @@ def prerank_gsea(
     extreme of the ranking inwards). ``info`` facts are in ``table.attrs["info"]``.
     """
     table, info = _gsea(topic_gene, gene_names, gene_sets, engine, n_perm, rank_by, min_size,
-                        max_size, fdr, seed, n_jobs, progress)
+                        max_size, fdr, seed, n_jobs, progress, device)
     table.attrs["info"] = info
     return table
 
@@ -217,6 +236,7 @@ def topic_gsea(
     seed: int = 0,
     n_jobs: int = 1,
     progress: bool | None = None,
+    device: str = "cpu",
 ) -> MetricResult:
     """GSEA_N, GSEA_U and GSEA_Q (paper Eq. 7) with the long table of tested pairs.
 
@@ -229,7 +249,7 @@ def topic_gsea(
         per topic; ``table``: :func:`prerank_gsea`'s table; ``info``: options and counts.
     """
     table, info = _gsea(topic_gene, gene_names, gene_sets, engine, n_perm, rank_by, min_size,
-                        max_size, fdr, seed, n_jobs, progress)
+                        max_size, fdr, seed, n_jobs, progress, device)
     significant = table[table["significant"]]
     return enrichment_quality(significant["topic"].to_numpy(), significant["term"].to_numpy(),
                               np.asarray(topic_gene).shape[0], "GSEA", info, table)
@@ -237,11 +257,12 @@ def topic_gsea(
 
 # --------------------------------------------------------------------------- shared preparation
 def _gsea(topic_gene, gene_names, gene_sets, engine, n_perm, rank_by, min_size, max_size, fdr,
-          seed, n_jobs, progress):  # noqa: ANN001, ANN202 - private; see prerank_gsea
+          seed, n_jobs, progress, device="cpu"):  # noqa: ANN001, ANN202 - private; see prerank_gsea
     checked = GSEAOptions(gsea_engine=engine, gsea_n_perm=n_perm, gsea_rank_by=rank_by,
                           gsea_min_size=min_size, gsea_max_size=max_size, gsea_fdr=fdr, seed=seed,
-                          n_jobs=n_jobs)  # the one validation of the options
+                          n_jobs=n_jobs, gsea_device=device)  # the one validation of the options
     n_perm, min_size, max_size, seed = checked.gsea_n_perm, checked.gsea_min_size, checked.gsea_max_size, checked.seed
+    backend = _resolve_device(checked.gsea_device) if engine == "native" else None
 
     ranking = gsea_rankings(topic_gene, rank_by)  # validates the matrix
     n_topics, n_genes = ranking.shape
@@ -276,12 +297,15 @@ def _gsea(topic_gene, gene_names, gene_sets, engine, n_perm, rank_by, min_size, 
         "n_pairs_tested": int(tested.size * n_topics),
         "topics_mostly_tied": mostly_tied,
     }
+    if backend is not None:
+        info["device"] = backend[1] if backend[0] == "torch" else "cpu"
     # Tied genes go in gene-index order: a stable sort of the negated values.
     order = np.argsort(-ranking, axis=1, kind="stable")
     if tested.size == 0:
         table = _empty_table()
     elif engine == "native":
-        table = _native(ranking, order, names, members, terms, n_perm, seed, n_jobs, progress, info)
+        table = _native(ranking, order, names, members, terms, n_perm, seed, n_jobs, progress, info,
+                        backend)
     elif engine == "gseapy":
         table = _gseapy(ranking, order, names, members, terms, n_perm, min_size, max_size, seed,
                         n_jobs, progress)
@@ -353,7 +377,36 @@ def _progress(total: int, desc: str, progress: bool | None) -> tqdm:
 
 
 # --------------------------------------------------------------------------- native engine
-def _native(ranking, order, names, members, terms, n_perm, seed, n_jobs, progress, info):  # noqa: ANN001, ANN202
+#: Devices of the native engine (``"cuda:N"`` also).
+
+
+def _resolve_device(device: str) -> tuple[str, str | None]:
+    """``("numba", None)`` for the CPU or ``("torch", "cuda[:N]")``; torch is imported only for CUDA.
+
+    ``"auto"`` looks for an NVIDIA driver before importing torch, so that a machine without a GPU
+    never pays torch's import.
+    """
+    import os
+
+    if device == "cpu":  # validated by GSEAOptions
+        return "numba", None
+    if device == "auto":
+        if not os.path.exists("/proc/driver/nvidia/version"):
+            return "numba", None
+        from topiceval.metrics import _gsea_torch
+
+        return ("torch", "cuda") if _gsea_torch.cuda_available() else ("numba", None)
+    from topiceval.metrics import _gsea_torch
+
+    if not _gsea_torch.cuda_available():
+        raise InputError(f"device={device!r} needs torch with CUDA and a GPU; use device='cpu'")
+    return "torch", device
+
+
+def _native(ranking, order, names, members, terms, n_perm, seed, n_jobs, progress, info,  # noqa: ANN001, ANN202
+            backend=("numba", None)):
+    """The native engine. ``backend``: ``("numba", None)``, ``("torch", device)`` or
+    ``("numpy", None)`` (the reference implementation the tests compare the kernels against)."""
     n_topics, n_genes = ranking.shape
     position = np.empty_like(order)
     np.put_along_axis(position, order, np.arange(n_genes)[None, :], axis=1)
@@ -370,25 +423,144 @@ def _native(ranking, order, names, members, terms, n_perm, seed, n_jobs, progres
 
     # Observed ES and leading edges (cheap: no permutations).
     es = np.empty((n_topics, sizes.size))
-    leading = np.empty((n_topics, sizes.size), dtype=object)
+    edges = [None] * len(groups)
     n_flat = 0
-    for m, a, b in groups:
+    for g, (m, a, b) in enumerate(groups):
         genes = members.indices[members.indptr[a]:members.indptr[b]].reshape(b - a, m)
         hits = np.sort(position[:, genes], axis=-1)  # (K, g, m) positions, ascending
         es[:, a:b], peak, positive, flat = _observed_es(weights, hits, n_genes)
-        leading[:, a:b] = _leading_edges(hits, peak, positive, order, names)
+        edges[g] = _leading_edge_genes(hits, peak, positive, order)
         n_flat += int(flat.sum())
     info["n_pairs_zero_weight"] = n_flat
+    leading = _join_leading_edges(edges, groups, n_topics, sizes.size, names)
 
-    # Null: n_perm relabellings of the genes, the same for every topic (as gseapy's fixed seed);
-    # topics in blocks and permutations in chunks bound the memory.
+    # Null: n_perm relabellings of the genes, the same for every topic (as gseapy's fixed seed).
     rng = np.random.default_rng(seed)
     index_type = np.int16 if n_genes <= np.iinfo(np.int16).max else np.int32
     relabel = rng.permuted(np.tile(np.arange(n_genes, dtype=index_type), (n_perm, 1)), axis=1)
-    inverse = np.argsort(relabel, axis=1).astype(np.int32)  # gene at each random place
+    inverse = np.empty((n_perm, n_genes), dtype=np.int32)  # gene at each random place
+    np.put_along_axis(inverse, relabel.astype(np.intp), np.arange(n_genes, dtype=np.int32)[None, :], axis=1)
+    del relabel
+    if backend[0] == "numpy":
+        nes, pval, fdr, n_null_flat = _null_numpy(weights, es, members, sizes, groups, inverse,
+                                                  index_type, n_jobs, progress)
+    else:
+        nes, pval, fdr, n_null_flat = _null_compiled(weights, es, members, sizes, inverse, index_type,
+                                                     n_jobs, progress, backend[1])
+    info["n_null_zero_weight"] = int(n_null_flat)
+
+    back = np.empty_like(by_size)
+    back[by_size] = np.arange(by_size.size)  # collection order again
+    return _table(n_topics, terms, sizes[back], es[:, back], nes[:, back], pval[:, back],
+                  fdr[:, back], leading[:, back].ravel().tolist())
+
+
+def _null_compiled(weights, es, members, sizes, inverse, index_type, n_jobs, progress, device):  # noqa: ANN001, ANN202
+    """Null, NES, p and FDR with the compiled kernels (:mod:`._gsea_numba`); ``device``: ``None``
+    (numba walks the null) or a torch device (torch walks it, fed the same random places).
+
+    The random places of every set are computed once for all topics (chunks of permutations
+    when they exceed ``_POSITION_BYTES``); topics go in blocks whose null fits ``_NULL_BYTES``.
+    """
+    from topiceval.metrics import _gsea_numba as kernels
+
+    n_topics, n_genes = weights.shape
+    n_perm = inverse.shape[0]
+    n_sets = sizes.size
+    by_gene = sp.csr_matrix(members.T)  # genes x sets
+    gene_ptr = by_gene.indptr.astype(np.int64)
+    gene_sets = by_gene.indices.astype(np.int32)
+    set_ptr = members.indptr.astype(np.int64)
+    set_size = sizes.astype(np.int64)
+    block = max(1, min(n_topics, _NULL_BYTES // max(n_sets * n_perm * 4, 1)))
+    block = -(-n_topics // -(-n_topics // block))  # blocks of even size
+    lanes = -(-block // _LANES) * _LANES
+    perm_chunk = max(1, min(n_perm, _POSITION_BYTES // max(members.nnz * np.dtype(index_type).itemsize, 1)))
+    # a few calls per block so that the progress bar moves; results do not depend on the split
+    call_chunk = max(1, min(perm_chunk, -(-n_perm // 8)))
+    places_once = perm_chunk >= n_perm
+    threads = n_jobs if n_jobs > 0 else _cpu_count()
+    nes = np.empty_like(es)
+    pval = np.empty_like(es)
+    fdr = np.empty_like(es)
+    n_null_flat = 0
+    bar = _progress(n_topics, "GSEA topics", progress)
+    walker = None
+    if device is not None:
+        from topiceval.metrics import _gsea_torch
+
+        walker = _gsea_torch.NullWalker(set_ptr, set_size, n_genes, device)
+
+    def places_of(p0: int, p1: int) -> np.ndarray:
+        out = np.empty((p1 - p0, members.nnz), dtype=index_type)
+        kernels.random_places(inverse[p0:p1], gene_ptr, gene_sets, set_ptr, out)
+        return out
+
+    with _numba_threads(threads):
+        places = places_of(0, n_perm) if places_once else None
+        for start in range(0, n_topics, block):
+            stop = min(n_topics, start + block)
+            weights_t = np.ascontiguousarray(weights[start:stop].T, dtype=np.float32)  # (N, kb)
+            if walker is None and weights_t.shape[1] % _LANES:
+                # pad the lanes with copies of the first topic (their output is dropped)
+                pad = np.repeat(weights_t[:, :1], lanes - weights_t.shape[1], axis=1)
+                weights_t = np.ascontiguousarray(np.hstack([weights_t, pad]))
+            null = np.empty((stop - start, n_sets, n_perm), dtype=np.float32)
+            for q0 in range(0, n_perm, perm_chunk):
+                q1 = min(n_perm, q0 + perm_chunk)
+                chunk_places = places[q0:q1] if places_once else places_of(q0, q1)
+                for p0 in range(q0, q1, call_chunk):
+                    p1 = min(q1, p0 + call_chunk)
+                    rows = chunk_places[p0 - q0:p1 - q0]
+                    if walker is None:
+                        part = np.empty((weights_t.shape[1], n_sets, p1 - p0), dtype=np.float32)
+                        flat = np.zeros(p1 - p0, dtype=np.int64)
+                        kernels.null_es(weights_t, rows, set_ptr, set_size, n_genes, stop - start, part, flat)
+                    else:
+                        part, flat = walker.null_es(weights_t, rows)
+                    n_null_flat += int(flat.sum())
+                    null[:, :, p0:p1] = part[:stop - start]
+                    bar.update((stop - start) * (p1 - p0) / n_perm)
+            kernels.statistics(es[start:stop], null, nes[start:stop], pval[start:stop], fdr[start:stop])
+            del null
+    bar.close()
+    return nes, pval, fdr, n_null_flat
+
+
+#: numba's default threading layer launches parallel kernels from one thread at a time.
+_NUMBA_LOCK = threading.Lock()
+
+
+class _numba_threads:  # noqa: N801 - used as a context manager
+    """Run numba's parallel kernels with ``n`` threads (at most numba's pool), one caller at a time:
+    a lock serialises callers from several Python threads (numba's default threading layer
+    allows a single launching thread); the caller's thread count is restored afterwards."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self) -> None:
+        import numba
+
+        _NUMBA_LOCK.acquire()
+        self.previous = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(self.n, numba.config.NUMBA_NUM_THREADS)))
+
+    def __exit__(self, *exc: object) -> None:
+        import numba
+
+        numba.set_num_threads(self.previous)
+        _NUMBA_LOCK.release()
+
+
+def _null_numpy(weights, es, members, sizes, groups, inverse, index_type, n_jobs, progress):  # noqa: ANN001, ANN202
+    """The reference null and statistics in numpy (the engine of version 0.1): the tests compare
+    the compiled kernels against it. Topics in blocks and permutations in chunks bound memory."""
+    n_topics, n_genes = weights.shape
+    n_perm = inverse.shape[0]
     by_gene = sp.csr_matrix(members.T)  # genes x sets
     block = max(1, min(n_topics, _NULL_BYTES // max(sizes.size * n_perm * 4, 1)))
-    perm_chunk = max(1, min(n_perm, _POSITION_BYTES // max(members.nnz * relabel.itemsize, 1)))
+    perm_chunk = max(1, min(n_perm, _POSITION_BYTES // max(members.nnz * np.dtype(index_type).itemsize, 1)))
     nes = np.empty_like(es)
     pval = np.empty_like(es)
     fdr = np.empty_like(es)
@@ -417,12 +589,7 @@ def _native(ranking, order, names, members, terms, n_perm, seed, n_jobs, progres
         nes[start:stop], pval[start:stop], fdr[start:stop] = _statistics(es[start:stop], null)
         del null
     bar.close()
-    info["n_null_zero_weight"] = int(n_null_flat)
-
-    back = np.empty_like(by_size)
-    back[by_size] = np.arange(by_size.size)  # collection order again
-    return _table(n_topics, terms, sizes[back], es[:, back], nes[:, back], pval[:, back],
-                  fdr[:, back], leading[:, back].ravel().tolist())
+    return nes, pval, fdr, n_null_flat
 
 
 def _random_places(by_gene: sp.csr_matrix, inverse: np.ndarray, dtype: type) -> np.ndarray:
@@ -439,21 +606,35 @@ def _random_places(by_gene: sp.csr_matrix, inverse: np.ndarray, dtype: type) -> 
     return out
 
 
-def _leading_edges(hits: np.ndarray, peak: np.ndarray, positive: np.ndarray, order: np.ndarray,
-                   names: np.ndarray) -> np.ndarray:
-    """``(K, g)`` ``;``-joined leading-edge genes of one group of sets (gseapy's rule).
+def _leading_edge_genes(hits: np.ndarray, peak: np.ndarray, positive: np.ndarray,
+                        order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leading-edge genes of one group of sets (gseapy's rule), pair-major and flat.
 
     ES >= 0: the hits up to the peak of the running sum, in rank order; ES < 0: the hits from the
-    trough to the end, from the bottom of the ranking upwards.
+    trough to the end, from the bottom of the ranking upwards. Returns the gene indices of all
+    ``(K, g)`` pairs one after the other and each pair's count.
     """
     n_topics, g, m = hits.shape
-    genes = names[np.take_along_axis(order, hits.reshape(n_topics, -1), axis=1)].reshape(hits.shape)
-    out = np.empty((n_topics, g), dtype=object)
-    for k in range(n_topics):
-        for j in range(g):
-            p = peak[k, j]
-            row = genes[k, j]
-            out[k, j] = ";".join(row[: p + 1] if positive[k, j] else row[p:][::-1])
+    genes = np.take_along_axis(order, hits.reshape(n_topics, -1), axis=1).reshape(hits.shape)
+    arranged = np.where(positive[..., None], genes, genes[..., ::-1])
+    count = np.where(positive, peak + 1, m - peak)
+    chosen = np.arange(m) < count[..., None]
+    return arranged[chosen], count.ravel()
+
+
+def _join_leading_edges(edges: list, groups: list, n_topics: int, n_sets: int, names: np.ndarray) -> np.ndarray:
+    """``(K, S)`` ``;``-joined leading edges: one join of every group's genes (their order and
+    counts come from array operations), then the one string slice each pair's Python string needs."""
+    names = np.asarray(names, dtype=object)
+    with_sep = np.array([f"{name};" for name in names], dtype=object)
+    lengths = np.array([len(x) for x in with_sep], dtype=np.int64)
+    out = np.empty((n_topics, n_sets), dtype=object)
+    for (m, a, b), (genes, count) in zip(groups, edges, strict=True):
+        text = "".join(with_sep[genes].tolist())
+        ends = np.cumsum(np.add.reduceat(lengths[genes], np.r_[0, np.cumsum(count)[:-1]]))
+        starts = np.r_[0, ends[:-1]]
+        out[:, a:b] = np.array([text[i:j - 1] for i, j in zip(starts.tolist(), ends.tolist())],
+                               dtype=object).reshape(n_topics, b - a)
     return out
 
 
@@ -725,7 +906,8 @@ def _compute(inputs: ScoringInput, options: GSEAOptions) -> MetricResult:
     return topic_gsea(inputs.topic_gene, inputs.gene_names, inputs.gene_sets, engine=options.gsea_engine,
                       n_perm=options.gsea_n_perm, rank_by=options.gsea_rank_by,
                       min_size=options.gsea_min_size, max_size=options.gsea_max_size,
-                      fdr=options.gsea_fdr, seed=options.seed, n_jobs=options.n_jobs)
+                      fdr=options.gsea_fdr, seed=options.seed, n_jobs=options.n_jobs,
+                      device=options.gsea_device)
 
 
 #: GSEA as the registry lists it (asked for by name: ``metrics="gsea"``).
