@@ -128,11 +128,14 @@ def _hidden_sizes(options: dict[str, Any], n_layers: int) -> tuple[int, ...]:
     value = options["hidden_sizes"] or "authors"
     if isinstance(value, str):
         key = value.strip().lower()
-        if key not in HIDDEN_PRESETS:
+        if key in HIDDEN_PRESETS:
+            preset = HIDDEN_PRESETS[key]
+            return tuple(preset[min(t, len(preset) - 1)] for t in range(n_layers))
+        # The command line's form: --set hidden_sizes=512,256,128
+        value = [part for part in key.replace(" ", "").split(",") if part]
+        if not value or not all(part.isdigit() for part in value):
             raise InputError(f"dscigm: hidden_sizes must be {' or '.join(map(repr, HIDDEN_PRESETS))} or a list "
-                             f"of widths, got {value!r}")
-        preset = HIDDEN_PRESETS[key]
-        return tuple(preset[min(t, len(preset) - 1)] for t in range(n_layers))
+                             f"of widths (512,256,...), got {options['hidden_sizes']!r}")
     hidden = tuple(int(h) for h in value)
     if len(hidden) != n_layers:
         raise InputError(f"dscigm: {len(hidden)} hidden_sizes for n_layers = {n_layers}; give one per layer")
