@@ -319,8 +319,10 @@ def test_report_html_is_complete_and_self_contained(backend_results, tmp_path):
     page.feed(text)
     assert "http://" not in text and "https://" not in text  # no external resource
     # reactome: only TC/TD/TQ -> heatmaps, results table; hallmark: scatter, heatmaps, enrichment
-    # bars, results table (topiceval.pl.results_table), pathways
-    assert len(page.images) == 7
+    # bars, results table (topiceval.pl.results_table), pathways; topic stability (two seeds,
+    # topiceval.pl.stability)
+    assert len(page.images) == 8
+    assert sum(image["alt"] == "topic stability of every seed pair" for image in page.images) == 1
     assert sum("Results table on tiny" in image["alt"] for image in page.images) == 2
     for image in page.images:
         assert image["src"].startswith("data:image/png;base64,")

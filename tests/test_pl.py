@@ -271,3 +271,31 @@ def test_critical_difference_diagram(leaderboard):
         assert x0 == pytest.approx(values[a] - 0.03) and x1 == pytest.approx(values[b] + 0.03)
     png = statistics.plot_critical_difference(result, "title")  # the report's image, drawn by pl
     assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stability_draws_every_seed_pair_and_the_model_means():
+    """Real runs: LDA and NMF on the shipped Pollen data, three seeds each; every seed pair's
+    stability is the independent topic_stability of the two runs."""
+    from topiceval import datasets
+    from topiceval.adapters import lda, nmf
+    from topiceval.metrics.stability import topic_stability
+
+    adata = datasets.preprocess(datasets.load_default(), n_top_genes=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = {"nmf": [nmf.fit(adata, 4, epochs=30, seed=s, init="random") for s in (0, 1, 2)],
+                "lda": [lda.fit(adata, 4, epochs=3, seed=s) for s in (0, 1, 2)]}
+    rows = [{"dataset": "pollen", "model": model, "seed_a": a, "seed_b": b,
+             "stability": topic_stability(outs[a].topic_gene, outs[b].topic_gene).score, "n_matched": 4}
+            for model, outs in runs.items() for a, b in ((0, 1), (0, 2), (1, 2))]
+    table = pd.DataFrame(rows)
+    ax = pl.stability(table, ax=_axes())
+    points = ax.collections[0].get_offsets()
+    assert len(points) == 6 and sorted(points[:, 1]) == pytest.approx(sorted(table["stability"]))
+    means = table.groupby("model")["stability"].mean().sort_values(ascending=False)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(means.index)
+    bars = [line for line in ax.lines if line.get_label() in ("mean", "_nolegend_")]
+    assert [line.get_ydata()[0] for line in bars] == pytest.approx(list(means))
+    assert all(0 < v <= 1 for v in table["stability"])
+    with pytest.raises(InputError, match="no seed pairs"):
+        pl.stability(table, dataset="absent")

@@ -15,6 +15,7 @@ function                     shows                                              
 :func:`metrics`              every score of one evaluation                            evaluation
 :func:`results_table`        a leaderboard's models x metrics (scib-metrics style)    results
 :func:`critical_difference`  Friedman / Nemenyi critical-difference diagram           statistics
+:func:`stability`            topic stability of every pair of seeds, per model         results
 ===========================  =======================================================  ==========
 
 Common keywords, as scanpy's: ``ax=`` draws into an existing Axes (else a new figure is made with
@@ -25,13 +26,11 @@ Matplotlib is the only plotting dependency (``pip install "topiceval[report]"``)
 HTML report draws its results tables with :func:`results_table` and its critical-difference
 diagrams with :func:`critical_difference`.
 
-Hook for the statistics plots
------------------------------
-The critical-difference diagram of the leaderboard statistics is :func:`critical_difference`.
-A stability plot (``topiceval.leaderboard.statistics``' ``stability.csv``: topic stability of
-every pair of seeds) belongs here too, with the same contract (read its result table, ``ax=``,
-``show=``, ``save=``, return the Axes), listed in the table above and in ``__all__``. Nothing in
-this module imports that module.
+Statistics plots
+----------------
+The critical-difference diagram of the leaderboard statistics is :func:`critical_difference`;
+the topic stability over seed pairs (``stability.csv``) is :func:`stability`. Nothing in this
+module imports :mod:`topiceval.leaderboard.statistics`: both read the tables it writes.
 """
 
 from __future__ import annotations
@@ -55,7 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from topiceval.leaderboard.runner import Results
     from topiceval.protocol import TopicOutputs
 
-__all__ = ["cell_types", "critical_difference", "enrichment", "gsea_running_sum", "metrics", "results_table", "top_genes"]
+__all__ = ["cell_types", "critical_difference", "enrichment", "gsea_running_sum", "metrics", "results_table", "stability",
+           "top_genes"]
 
 #: Score keys whose values lie in [-1, 1] (drawn on one shared axis by :func:`metrics`); every
 #: other key (``*_N``, ``*_Q``: counts of pathways) is drawn on its own axis.
@@ -719,5 +719,67 @@ def critical_difference(
         y = -0.3 - 0.25 * n
         ax.hlines(y, ranks.iloc[a] - 0.03, ranks.iloc[b] + 0.03, color="tab:red", linewidth=3, label="clique")
     ax.set_title(title, fontsize=9)
+    _finish(ax.figure, show, save)
+    return ax
+
+
+def stability(
+    data: Results | pd.DataFrame,
+    *,
+    dataset: str | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | Path | None = None,
+) -> Axes:
+    """Topic stability of every pair of seeds, one column of points per model.
+
+    Each point is one pair of seeds (the mean matched cosine of their topics,
+    :func:`topiceval.metrics.topic_stability`); a black bar marks each model's mean. Models are
+    ordered by that mean, most stable first.
+
+    Parameters
+    ----------
+    data
+        Leaderboard :class:`~topiceval.leaderboard.Results` (its ``stability`` table) or a table
+        with the columns of ``stability.csv``: ``dataset, model, seed_a, seed_b, stability``.
+    dataset
+        Draw one dataset only (default: every dataset, one marker shape each).
+    ax, show, save
+        As in scanpy.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One point per seed pair (``ax.collections``, label = dataset) and one mean bar per model
+        (``ax.lines``, label ``"mean"``); x tick labels are the models.
+    """
+    table = data if isinstance(data, pd.DataFrame) else getattr(data, "stability", None)
+    needed = {"dataset", "model", "stability"}
+    if not isinstance(table, pd.DataFrame) or not needed <= set(table.columns):
+        raise InputError(f"stability: needs a table with columns {', '.join(sorted(needed))} (stability.csv)")
+    if dataset is not None:
+        table = table[table["dataset"] == dataset]
+    table = table.dropna(subset=["stability"])
+    if table.empty:
+        raise InputError("stability: no seed pairs to draw (the leaderboard needs at least two seeds per model"
+                         + (f" on {dataset!r})" if dataset is not None else ")"))
+    means = table.groupby("model", sort=False)["stability"].mean().sort_values(ascending=False)
+    models = list(means.index)
+    ax = _axes(ax, (1.2 + 0.8 * len(models), 3.2))
+    markers = "osD^vP*X"
+    datasets = list(dict.fromkeys(table["dataset"]))
+    for i, name in enumerate(datasets):
+        part = table[table["dataset"] == name]
+        x = part["model"].map({m: j for j, m in enumerate(models)}).to_numpy(dtype=float)
+        offset = (i - (len(datasets) - 1) / 2) * 0.12
+        ax.scatter(x + offset, part["stability"], marker=markers[i % len(markers)], s=22, alpha=0.8, label=name)
+    for j, model in enumerate(models):
+        ax.plot([j - 0.3, j + 0.3], [means[model]] * 2, color="black", linewidth=2,
+                label="mean" if j == 0 else "_nolegend_")
+    ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(models) - 0.4)
+    ax.set_ylabel("topic stability (mean matched cosine)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, frameon=False, title="dataset (marker)", title_fontsize=7)
     _finish(ax.figure, show, save)
     return ax

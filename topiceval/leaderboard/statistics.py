@@ -209,6 +209,19 @@ def plot_critical_difference(result: FriedmanResult, title: str = "") -> str:
     return _png(fig)
 
 
+def plot_stability(pairs: pd.DataFrame) -> str:
+    """The topic stability of every seed pair as a base64 PNG, drawn by :func:`topiceval.pl.stability`."""
+    from topiceval import pl
+
+    from .report import _matplotlib, _png
+
+    _, Figure = _matplotlib()
+    n_models = pairs["model"].nunique()
+    fig = Figure(figsize=(1.2 + 0.8 * n_models, 3.2), layout="constrained")
+    pl.stability(pairs, ax=fig.add_subplot())
+    return _png(fig)
+
+
 # --------------------------------------------------------------------------- report
 def _p(value: float) -> str:
     if value is None or not np.isfinite(value):
@@ -299,6 +312,9 @@ def report_sections(results: Results, *, plots: bool = True) -> tuple[list[str],
                       else "–" for d in datasets]] for m in models]
         md += [text, "", _markdown_table(header, rows), ""]
         htm.append(f"<p>{html.escape(text)}</p>" + _html_table(header, rows, "stability"))
+        if plots:
+            image = plot_stability(results.stability)
+            htm.append(f'<img alt="topic stability of every seed pair" src="data:image/png;base64,{image}">')
     return md, htm
 
 
