@@ -120,10 +120,10 @@ def _worker_score(path: str, labels_path: str, n_jobs: int | None) -> dict:
     outputs = TopicOutputs(topic_gene=None, gene_names=None, cell_topic=theta, name="synthetic")
     result = te.evaluate(outputs, labels=labels, metrics=["ip", "clustering"], cluster_n_jobs=n_jobs)
     seconds = time.perf_counter() - start
-    info = result.info.get("clustering", {})
+    info = result.info.get("ARI", {})
     scores = {k: float(v) for k, v in result.scores.items()}
-    return {"seconds": seconds, "steps": info.get("seconds", {}), "knn_method": info.get("knn_method"),
-            "knn_recall": info.get("knn_recall"), "scores": scores, "still_mapped": isinstance(theta, np.memmap)}
+    return {"seconds": seconds, "knn_method": info.get("knn_method"), "knn_recall": info.get("knn_recall"),
+            "scores": scores, "still_mapped": isinstance(theta, np.memmap)}
 
 
 def _worker_scanpy(path: str, labels_path: str) -> dict:
