@@ -129,8 +129,14 @@ def _worker_score(path: str, labels_path: str, n_jobs: int | None) -> dict:
 def _worker_scanpy(path: str, labels_path: str) -> dict:
     import anndata
     import scanpy as sc
+    import scipy.sparse as sp
 
     from topiceval.metrics.clustering import PAPER_RESOLUTIONS
+
+    if not hasattr(sp.csr_array, "getnnz"):
+        # scanpy's neighbours above 8,192 cells call csr_array.getnnz(axis=1), which newer scipy
+        # no longer has; the same count under its private name, so that scanpy runs unchanged
+        sp.csr_array.getnnz = lambda self, axis=None: self._getnnz(axis=axis)
 
     start = time.perf_counter()
     theta = np.load(path, mmap_mode="r")
