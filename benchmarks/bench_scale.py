@@ -227,7 +227,7 @@ def run_worker(args: list[str], timeout: float) -> dict:
 
 
 def _exponents(sizes: list[int], seconds: list[float]) -> list[str]:
-    out = ["-"]
+    out = ["-"] if sizes else []
     for i in range(1, len(sizes)):
         a, b = seconds[i - 1], seconds[i]
         out.append(f"{math.log(b / a) / math.log(sizes[i] / sizes[i - 1]):.2f}" if a and b else "-")
