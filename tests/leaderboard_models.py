@@ -31,3 +31,27 @@ def reset() -> None:
     CALLS.clear()
     INTERRUPT_AT = None
     FAIL_SEED = None
+
+
+def killing_nmf(adata, params):
+    """NMF that, on its first attempt for seed 1, kills the worker process running it (SIGKILL).
+
+    Attempts are appended to ``$TOPICEVAL_TEST_ATTEMPTS/attempts.txt`` (one ``seed`` a line), so a
+    test in the client process can count them across worker processes.
+    """
+    import os
+    import signal
+    from pathlib import Path
+
+    from topiceval.adapters import nmf
+
+    folder = Path(os.environ["TOPICEVAL_TEST_ATTEMPTS"])
+    with open(folder / "attempts.txt", "a") as log:
+        log.write(f"{params.seed}\n")
+    marker = folder / f"killed-{params.seed}"
+    if params.seed == 1 and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    result = nmf.train(adata, params)
+    result.outputs.name = "killing"
+    return result

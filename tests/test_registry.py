@@ -49,7 +49,8 @@ def _cli_text(spec) -> str:
 def test_every_option_is_reachable_with_one_name_and_default_from_api_cli_and_toml():
     specs = option_specs_all()
     names = [s.name for s in specs]
-    assert len(names) == len(set(names)) == 25  # 21 of 0.1, gsea_device, n_boot, ci_level, rare_type_threshold
+    assert len(names) == len(set(names)) == 28  # 21 of 0.1, gsea_device, n_boot, ci_level, rare_type_threshold,
+    # cluster_asw_max_cells, cluster_knn_recall_cells, cluster_n_jobs
     api = {f.name: f.default for f in dataclasses.fields(EvaluationOptions)}
     assert api == {s.name: s.default for s in specs}
     defaults = EvaluationOptions()
@@ -100,7 +101,8 @@ def test_each_family_validates_its_options_once_and_the_report_reads_its_keys():
     opts = EvaluationOptions(ora_alpha=0.05, top_n=7)
     assert opts.for_family("ora") == METRICS["ora"].options(top_n=7, ora_alpha=0.05)
     assert opts.for_family("tq") is None
-    assert "n_jobs" not in opts.hashed() and opts.runtime() == {"n_jobs": 1, "gsea_device": "cpu"}
+    assert "n_jobs" not in opts.hashed() and opts.runtime() == {"n_jobs": 1, "gsea_device": "cpu",
+                                                                "cluster_knn_recall_cells": 1000, "cluster_n_jobs": None}
 
 
 def test_hashed_at_default_keeps_old_hashes():

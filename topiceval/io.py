@@ -15,6 +15,9 @@ File layouts understood by :func:`read_outputs` and ``topiceval score``:
   holds it as ``(n_topics, n_genes)``; ``obsm["X_topic"]`` the cell-topic matrix,
   ``obsm["X_topic_embedding"]`` an optional cell embedding, ``uns["topiceval"]["name"]`` the model
   name. :func:`write_outputs_h5ad` writes exactly this layout.
+* **Large cell matrices**: :func:`read_cell_matrix` maps a ``.npy`` or an h5ad's ``obsm`` entry
+  into memory without reading it (``numpy.memmap``); :func:`read_obs` reads an h5ad's ``obs``
+  alone (labels without the matrices).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ __all__ = [
     "read_gene_names",
     "read_labels",
     "read_label_column",
+    "read_cell_matrix",
+    "read_obs",
     "read_outputs",
     "write_outputs_h5ad",
     "write_json",
@@ -360,29 +365,23 @@ def read_labels(spec: PathLike) -> np.ndarray:
 
 
 def read_label_column(path: PathLike, column: str) -> np.ndarray:
-    """Labels from column ``column`` of an h5ad's ``obs`` (read backed) or of a CSV/TSV table;
+    """Labels from column ``column`` of an h5ad's ``obs`` (read alone) or of a CSV/TSV table;
     missing values become ``None``."""
     path = _check_file(path, "labels")
     if path.name.lower().endswith(".h5ad"):
-        import anndata
-
         try:
-            adata = anndata.read_h5ad(path, backed="r")
-        except (OSError, KeyError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            obs = read_obs(path)  # obs alone: a backed AnnData would still load obsm / obsp
+        except InputError as exc:
             raise InputError(
                 f"labels: {path} is not a readable h5ad file (--labels FILE.h5ad:COLUMN reads an "
-                f"AnnData's obs column; for a table use FILE.csv:COLUMN): {reason}"
+                f"AnnData's obs column; for a table use FILE.csv:COLUMN): {exc}"
             ) from None
-        try:
-            columns = list(adata.obs.columns)
-            if column not in columns:
-                raise InputError(
-                    f"column {column!r} is not in {path} obs; its columns are: {preview(columns, 30)}"
-                )
-            series = adata.obs[column]
-        finally:
-            adata.file.close()
+        columns = list(obs.columns)
+        if column not in columns:
+            raise InputError(
+                f"column {column!r} is not in {path} obs; its columns are: {preview(columns, 30)}"
+            )
+        series = obs[column]
     else:
         sep = "\t" if Path(_strip_gz(path.name)).suffix.lower() in {".tsv", ".tab"} else ","
         try:
@@ -519,3 +518,84 @@ def write_outputs_h5ad(outputs: TopicOutputs, path: PathLike, obs: pd.DataFrame 
     adata.uns[H5AD_KEYS["uns"]] = {"name": outputs.name}
     with atomic_path(path, suffix=".h5ad") as tmp:
         adata.write_h5ad(tmp)
+
+
+# --------------------------------------------------------------------------- large inputs
+def read_obs(path: PathLike) -> pd.DataFrame:
+    """The ``obs`` table of an h5ad alone (nothing else of the file is read)."""
+    import h5py
+    from anndata.io import read_elem
+
+    p = _check_file(path, "h5ad")
+    try:
+        with h5py.File(p, "r") as handle:
+            if "obs" not in handle:
+                raise InputError(f"{p} has no obs table")
+            return read_elem(handle["obs"])
+    except OSError as exc:
+        raise InputError(f"cannot read h5ad {p}: {exc}") from None
+
+
+def read_cell_matrix(path: PathLike, key: str | None = None) -> np.ndarray:
+    """A cell matrix (cell-topic matrix or embedding) read without loading it: memory-mapped.
+
+    Parameters
+    ----------
+    path
+        A ``.npy`` file (opened with ``numpy.load(mmap_mode="r")``, never unpickled), or an
+        ``.h5ad`` whose ``obsm[key]`` is read from the file directly, as in a backed AnnData:
+        a contiguous, uncompressed dataset (anndata's default for dense ``obsm``) is mapped with
+        :class:`numpy.memmap` at its offset in the file; a chunked or compressed one cannot be
+        mapped and is read into memory once.
+    key
+        ``obsm`` key for an h5ad (default: ``X_topic``, the cell-topic matrix of this module's
+        layout); not used for ``.npy``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_cells, n_dims)``, read-only; a :class:`numpy.memmap` where the file allows, so that
+        pages are read as the metrics touch them and the matrix is never held twice. Scoring
+        functions keep a float32 / float64 map as it is (``clustering_scores``); give float64
+        where every metric should read it without a copy.
+
+    Raises
+    ------
+    InputError
+        A missing file or key, an object (pickled) ``.npy``, a matrix that is not 2-d.
+    """
+    p = _check_file(path, "cell matrix")
+    name = p.name.lower()
+    if name.endswith(".npy"):
+        try:
+            matrix = np.load(p, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"cannot map {p}: {exc} (object arrays are never unpickled)") from None
+        where = str(p)
+    elif name.endswith(".h5ad"):
+        matrix, where = _map_obsm(p, key or H5AD_KEYS["cell_topic"])
+    else:
+        raise InputError(f"{p}: a memory-mapped cell matrix is read from .npy or .h5ad (obsm), not {p.suffix}")
+    if matrix.ndim != 2:
+        raise InputError(f"{where} must be 2-d (n_cells x n_dims), got shape {matrix.shape}")
+    if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(matrix.dtype, np.complexfloating):
+        raise InputError(f"{where} must be real numbers, got dtype {matrix.dtype}")
+    return matrix
+
+
+def _map_obsm(path: Path, key: str) -> tuple[np.ndarray, str]:
+    import h5py
+
+    where = f"{path} obsm[{key!r}]"
+    with h5py.File(path, "r") as handle:
+        obsm = handle.get("obsm")
+        if obsm is None or key not in obsm:
+            keys = list(obsm.keys()) if obsm is not None else []
+            raise InputError(f"{where} not found; obsm has: {preview(keys) if keys else '(nothing)'}")
+        dataset = obsm[key]
+        if not isinstance(dataset, h5py.Dataset):
+            raise InputError(f"{where} is not a dense array (a sparse or table obsm cannot be mapped)")
+        offset = dataset.id.get_offset()
+        if dataset.chunks is None and dataset.compression is None and offset is not None and dataset.size:
+            return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset, shape=dataset.shape), where
+        return dataset[()], where  # chunked / compressed: one read into memory

@@ -152,8 +152,8 @@ class SCE2TM:
         device = resolve_device(self.device)
         cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
         with torch_threads(self.n_threads) as n_threads, torch.random.fork_rng(devices=cuda):
-            neighbours_x = mutual_knn_neighbours(matrix, self.config.n_neighbors)
-            neighbours_v = mutual_knn_neighbours(external, self.config.n_neighbors)
+            neighbours_x = mutual_knn_neighbours(matrix, self.config.n_neighbors, seed=self.config.seed)
+            neighbours_v = mutual_knn_neighbours(external, self.config.n_neighbors, seed=self.config.seed)
             setup_seconds = time.perf_counter() - started
             torch.manual_seed(self.config.seed)
             net = SCE2TMNet(matrix.shape[1], external.shape[1], self.config).to(device)
@@ -370,6 +370,8 @@ def _input_matrix(adata: AnnData, layer: str | None, warn_counts: bool = True) -
         where = f"layers[{layer!r}]"
     if matrix is None:
         raise InputError(f"the AnnData has no expression matrix in {where}")
+    if _is_backed_sparse(matrix):
+        matrix = matrix.to_memory()  # a backed h5ad's sparse X: read as CSR, never densified
     if sp.issparse(matrix):
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
         values = matrix.data
@@ -389,6 +391,14 @@ def _input_matrix(adata: AnnData, layer: str | None, warn_counts: bool = True) -
             f"expression {where} holds integers only: it looks like raw counts. The paper trains on "
             "log1p-transformed expression of the top 5000 highly variable genes", UserWarning, stacklevel=3)
     return matrix
+
+
+def _is_backed_sparse(matrix: Any) -> bool:
+    try:
+        from anndata.abc import CSCDataset, CSRDataset
+    except ImportError:  # anndata < 0.11
+        return hasattr(matrix, "to_memory") and hasattr(matrix, "format")
+    return isinstance(matrix, CSRDataset | CSCDataset)
 
 
 def _align_genes(adata: AnnData, genes: np.ndarray) -> AnnData:

@@ -97,12 +97,23 @@ def _dense_rows(data: np.ndarray | sp.spmatrix, start: int, stop: int) -> torch.
     return torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
 
 
-def knn(data: np.ndarray | sp.spmatrix, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Exact Euclidean ``k - 1`` nearest other cells of every cell.
+#: Largest number of cells whose neighbours ``knn_method="auto"`` searches exactly; above it the
+#: search is approximate (pynndescent, as in the reference), because the exact blocked search
+#: costs O(n^2 d): about 4e12 multiply-adds at 20,000 cells x 5,000 genes, 100 times that at
+#: 200,000. Below it the neighbour sets are the same as before the approximate search existed.
+EXACT_KNN_MAX_CELLS = 20_000
 
-    Distances come from ``|x|^2 + |y|^2 - 2 x.y`` in float32 matrix products over blocks of
-    ``block`` cells, so a sparse matrix is densified one block at a time (the reference uses
-    approximate search, pynndescent).
+
+def knn(data: np.ndarray | sp.spmatrix, k: int, block: int = 2048, *, knn_method: str = "auto",
+        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean ``k - 1`` nearest other cells of every cell, exact or approximate.
+
+    Exact: distances from ``|x|^2 + |y|^2 - 2 x.y`` in float32 matrix products over blocks of
+    ``block`` cells, so a sparse matrix is densified one block at a time. Approximate
+    (``"pynndescent"``, or ``"auto"`` above :data:`EXACT_KNN_MAX_CELLS` cells): nearest-neighbour
+    descent on the (sparse or dense) matrix with the settings of the clustering metrics'
+    search (:func:`topiceval.metrics.clustering.knn_graph`), seeded, never densified; its recall
+    can be checked with :func:`topiceval.metrics.clustering.knn_recall`.
 
     Parameters
     ----------
@@ -112,6 +123,10 @@ def knn(data: np.ndarray | sp.spmatrix, k: int, block: int = 2048) -> tuple[np.n
         Neighbourhood size counting the cell itself (reference: 15).
     block
         Cells per block.
+    knn_method
+        ``"auto"``, ``"exact"`` or ``"pynndescent"``.
+    seed
+        Seed of the approximate search.
 
     Returns
     -------
@@ -123,6 +138,17 @@ def knn(data: np.ndarray | sp.spmatrix, k: int, block: int = 2048) -> tuple[np.n
     n_other = min(k, n) - 1
     if n_other < 1:
         raise ValueError(f"need at least 2 cells for neighbours, got {n}")
+    if knn_method not in ("auto", "exact", "pynndescent"):
+        raise ValueError(f"knn_method must be auto, exact or pynndescent, got {knn_method!r}")
+    if knn_method == "pynndescent" or (knn_method == "auto" and n > EXACT_KNN_MAX_CELLS):
+        from topiceval.metrics.clustering import _pynndescent_knn
+
+        matrix = sp.csr_matrix(data, dtype=np.float32) if sp.issparse(data) else np.asarray(data, dtype=np.float32)
+        indices, distances = _pynndescent_knn(matrix, n_other + 1, seed)
+        distances = np.asarray(distances, dtype=np.float64)
+        indices = np.asarray(indices, dtype=np.int64)
+        order = _row_order(distances, indices)
+        return np.take_along_axis(distances, order, 1), np.take_along_axis(indices, order, 1)
     best_d = torch.full((n, n_other), float("inf"))
     best_i = torch.zeros((n, n_other), dtype=torch.int64)
     for a0 in range(0, n, block):
@@ -157,7 +183,8 @@ def _row_order(distances: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return (flat - rows * m).reshape(n, m)
 
 
-def mutual_knn_neighbours(data: np.ndarray | sp.spmatrix, k: int = 15) -> NeighbourSets:
+def mutual_knn_neighbours(data: np.ndarray | sp.spmatrix, k: int = 15, *, knn_method: str = "auto",
+                          seed: int = 0) -> NeighbourSets:
     """The reference's connected mutual-kNN neighbour sets (see the module docstring).
 
     Parameters
@@ -166,13 +193,15 @@ def mutual_knn_neighbours(data: np.ndarray | sp.spmatrix, k: int = 15) -> Neighb
         ``(n, d)`` cells in one view (expression or external embedding), dense or sparse.
     k
         Neighbourhood size counting the cell itself (paper: 15).
+    knn_method, seed
+        The search (see :func:`knn`): exact up to :data:`EXACT_KNN_MAX_CELLS` cells by default.
 
     Returns
     -------
     NeighbourSets
     """
     n = data.shape[0]
-    distances, indices = knn(data, k)
+    distances, indices = knn(data, k, knn_method=knn_method, seed=seed)
     rows = np.repeat(np.arange(n), indices.shape[1])
     cols = indices.ravel()
     # kNN distance graph; exact zeros (duplicate cells) would read as "no edge" to scipy

@@ -647,6 +647,12 @@ def _joblib(tasks: Sequence[CellTask], n_jobs: int, scheduler: str | None) -> It
 
 
 def _dask(tasks: Sequence[CellTask], n_jobs: int, scheduler: str | None) -> Iterator[CellOutcome]:
+    """Cells as dask futures. A cell ships paths, not data: each worker reads the prepared dataset
+    from ``task.dataset.path`` in the cache and writes its run and scores there, so on several
+    machines the cache must be a shared path (the same on every worker). A worker lost mid-cell
+    (killed, out of memory) makes the scheduler rerun that cell on another worker (up to
+    ``distributed.scheduler.allowed-failures`` times); finished cells are in the cache already, and
+    the lost cell's half-written entry was never renamed into place."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ModuleNotFoundError:

@@ -13,7 +13,8 @@ Steps, each written to agree with scanpy's defaults:
 1. kNN graph, built once: ``n_neighbors`` nearest neighbours of every cell, the cell itself
    counted as the first (so 14 others for the default 15), Euclidean distance. Exact
    (scikit-learn brute force) up to :data:`EXACT_KNN_MAX_CELLS` cells; above that approximate
-   (pynndescent, if installed; see :func:`knn_graph`).
+   (pynndescent, if installed; see :func:`knn_graph`), whose recall is then checked against an
+   exact search of a seeded subsample of query cells (:func:`knn_recall`, ``info["knn_recall"]``).
 2. Connectivities: UMAP's fuzzy simplicial set (:func:`umap_connectivities`), as
    ``scanpy.pp.neighbors(method="umap")`` computes them, vectorised.
 3. Communities: python-igraph's ``community_multilevel`` (Louvain) or ``community_leiden``
@@ -30,7 +31,12 @@ Steps, each written to agree with scanpy's defaults:
    under the name NMI.
 5. ASW: scikit-learn's silhouette of the cell representation with the cell types as clusters
    (Euclidean), in ``[-1, 1]``; scib's ``silhouette_label`` reports ``(ASW + 1) / 2``, which is
-   given in the result's ``info`` as ``scaled``.
+   given in the result's ``info`` as ``scaled``. Above :data:`ASW_MAX_CELLS` labelled cells
+   (``cluster_asw_max_cells``) on a seeded subsample stratified by cell type.
+
+Nothing takes O(n^2) memory: the graph has ``n * n_neighbors`` edges, the sweep's worker processes
+each build the igraph graph once from its edge array, and a float32 / float64 cell matrix
+(a memory-mapped ``.npy``, see :func:`topiceval.io.read_cell_matrix`) is not copied whole.
 
 Cells without a label (None / NaN) take part in the graph and the clustering but not in the scores
 (a warning says how many). Labels with fewer than two types are an error.
@@ -64,6 +70,8 @@ __all__ = [
     "CLUSTER_METHODS",
     "EXACT_KNN_MAX_CELLS",
     "ASW_MAX_CELLS",
+    "KNN_RECALL_CELLS",
+    "KNN_RECALL_WARN",
     "KNN_METHODS",
     "PARALLEL_MIN_CELLS",
     "PAPER_RESOLUTIONS",
@@ -73,6 +81,8 @@ __all__ = [
     "cluster_graph",
     "clustering_scores",
     "knn_graph",
+    "knn_recall",
+    "stratified_subsample",
     "umap_connectivities",
 ]
 
@@ -91,9 +101,22 @@ KNN_METHODS: tuple[str, ...] = ("auto", "exact", "pynndescent")
 #: reaches that cost near 100,000 cells. (scanpy switches to pynndescent at 8,192 cells.)
 EXACT_KNN_MAX_CELLS = 100_000
 
-#: ASW is computed on at most this many labelled cells (a seeded random subset above it), since
-#: the silhouette costs O(n^2 d); the subset size is recorded in the result.
+#: ASW is computed on at most this many labelled cells: above it on a seeded subsample stratified
+#: by cell type (each type keeps its share, at least two cells), since the silhouette costs
+#: O(n^2 d) time. At 10,000 cells it costs about a second and the sampling error of the mean
+#: silhouette is about ``sd(s_i) / sqrt(10,000)``, i.e. below 0.005 for silhouettes spread with
+#: sd <= 0.5. Measured (``benchmarks/bench_scale.py --asw-check 100000``: 100,000 cells x 100
+#: topics, 12 types): full ASW 0.19595 (396 s on a shared 2-core machine), subsample errors
+#: +0.00095, -0.00471, +0.00048 for seeds 0, 1, 2 (about 1.5 s each). The subset size is recorded
+#: in the result.
 ASW_MAX_CELLS = 10_000
+
+#: Query cells whose approximate neighbours are checked against an exact search (the recall is
+#: recorded as ``knn_recall`` in the result's info); the check costs O(m n d) for m query cells.
+KNN_RECALL_CELLS = 1_000
+
+#: An approximate search whose recall on the check falls below this warns.
+KNN_RECALL_WARN = 0.8
 
 #: With ``n_jobs=None`` the resolution sweep runs in parallel worker processes (one per available
 #: core) from this many cells on; below it, starting the workers costs more than they save.
@@ -180,11 +203,23 @@ class ClusteringOptions(BootstrapOption):
     cluster_weighted: bool | None = option(
         None, "community detection on connectivity-weighted edges (yes) or not (no); auto (None) "
         "follows scanpy: Louvain unweighted, Leiden weighted", kind="bool_or_none")
+    cluster_asw_max_cells: int = option(
+        ASW_MAX_CELLS, "ASW on all labelled cells up to this many, above it on a seeded subsample "
+        "stratified by cell type", kind="int", low=100, metavar="N", hashed_at_default=False)
+    cluster_knn_recall_cells: int = option(
+        KNN_RECALL_CELLS, "cells whose approximate neighbours are checked against exact search "
+        "(knn_recall in the info; 0: no check); changes no score", kind="int", low=0, metavar="N",
+        runtime=True)
+    cluster_n_jobs: int | None = option(
+        None, "worker processes for the resolution sweep (-1: all cores; auto: all cores from "
+        "10,000 cells on); changes no number", kind="int_or_none", runtime=True)
 
     def _check(self) -> None:
         resolutions = check_clustering_options(self.cluster_resolutions, self.cluster_n_neighbors,
                                                self.cluster_method, self.cluster_knn)
         object.__setattr__(self, "cluster_resolutions", resolutions)
+        if self.cluster_n_jobs is not None and self.cluster_n_jobs == 0:
+            raise InputError("cluster_n_jobs must be a non-zero integer or None")
 
 
 # --------------------------------------------------------------------------- kNN graph
@@ -203,7 +238,11 @@ class KnnGraph:
     knn_method
         ``"exact"`` or ``"pynndescent"``: the search that was used.
     seconds
-        Wall time of the search and of the connectivities, ``{"knn": s, "connectivities": s}``.
+        Wall time of the search, of the connectivities and of the recall check,
+        ``{"knn": s, "connectivities": s, "recall": s}``.
+    recall
+        For an approximate search, its recall against an exact search on a seeded subsample of
+        query cells (:func:`knn_recall`); ``None`` for an exact search or when not checked.
     """
 
     indices: np.ndarray
@@ -211,6 +250,7 @@ class KnnGraph:
     connectivities: sp.csr_matrix
     knn_method: str
     seconds: dict[str, float] = field(default_factory=dict)
+    recall: float | None = None
 
     @property
     def n_cells(self) -> int:
@@ -222,9 +262,27 @@ class KnnGraph:
         return int(sp.csgraph.connected_components(self.connectivities, directed=False)[0])
 
 
+def _cell_matrix(cells: Any, what: str = "cell matrix (n_cells x n_dims)") -> np.ndarray:
+    """The cell representation, validated, without copying a float32 / float64 array.
+
+    A memory-mapped ``.npy`` or an h5ad ``obsm`` mapped by :func:`topiceval.io.read_cell_matrix`
+    stays mapped (finiteness is checked block by block); anything else goes through
+    :func:`topiceval.protocol.check_matrix` (float64).
+    """
+    if isinstance(cells, np.ndarray) and cells.ndim == 2 and cells.dtype in (np.float32, np.float64):
+        step = max(1, (1 << 22) // max(1, cells.shape[1]))
+        for start in range(0, cells.shape[0], step):
+            if not np.isfinite(cells[start:start + step]).all():
+                return check_matrix(cells[start:start + step], what)  # raises, naming the problem
+        return cells
+    return check_matrix(cells, what)
+
+
 def _exact_knn(cells: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.neighbors import NearestNeighbors
 
+    # float64 as before (an exact search's copy is small: at most EXACT_KNN_MAX_CELLS rows)
+    cells = np.asarray(cells, dtype=np.float64)
     search = NearestNeighbors(n_neighbors=n_neighbors - 1, algorithm="brute", metric="euclidean")
     # kneighbors() without a query excludes each cell from its own neighbours (also when it has
     # duplicates), so the cell is put back in front explicitly.
@@ -266,12 +324,77 @@ def _drop_self(indices: np.ndarray, distances: np.ndarray, n_others: int) -> tup
     return np.take_along_axis(indices, order, 1), np.take_along_axis(distances, order, 1)
 
 
+def knn_recall(
+    cells: np.ndarray,
+    indices: np.ndarray,
+    distances: np.ndarray | None = None,
+    *,
+    n_query: int = KNN_RECALL_CELLS,
+    seed: int = 0,
+    block: int = 65_536,
+) -> float:
+    """Recall of a kNN graph against an exact search, on a seeded subsample of query cells.
+
+    For each of ``n_query`` cells drawn without replacement (``numpy.random.default_rng(seed)``),
+    the exact ``k - 1`` nearest other cells are found by brute force (Euclidean, float64, over
+    blocks of ``block`` cells, so memory stays O(n_query x block)); a listed neighbour counts as
+    found when its exact distance is within the exact ``(k - 1)``-th distance (so ties between
+    equidistant cells do not count as misses). The recall is the found fraction over all query
+    cells, in ``[0, 1]``; 1 for an exact graph.
+
+    Parameters
+    ----------
+    cells
+        ``(n_cells, n_dims)`` the cells the graph was built on.
+    indices
+        ``(n_cells, k)`` neighbour indices, column 0 the cell itself (as in :class:`KnnGraph`).
+    distances
+        Unused (the exact distances are recomputed); accepted for symmetry with the graph.
+    n_query
+        Query cells (all cells when there are fewer).
+    seed
+        Seed of the query subsample.
+    block
+        Cells per block of the brute-force search.
+
+    Returns
+    -------
+    float
+    """
+    n_cells, k = indices.shape
+    n_others = k - 1
+    rng = np.random.default_rng(seed)
+    query = np.sort(rng.choice(n_cells, min(int(n_query), n_cells), replace=False))
+    q = np.asarray(cells[query], dtype=np.float64)
+    q_sq = (q * q).sum(1)
+    best = np.full((query.size, n_others), np.inf)
+    for start in range(0, n_cells, block):
+        stop = min(start + block, n_cells)
+        chunk = np.asarray(cells[start:stop], dtype=np.float64)
+        d2 = q_sq[:, None] + (chunk * chunk).sum(1)[None, :] - 2.0 * (q @ chunk.T)
+        np.maximum(d2, 0.0, out=d2)
+        inside = (query >= start) & (query < stop)
+        d2[np.flatnonzero(inside), query[inside] - start] = np.inf  # the cell itself
+        take = min(n_others, stop - start)
+        part = np.partition(d2, take - 1, axis=1)[:, :take]
+        best = np.partition(np.hstack([best, part]), n_others - 1, axis=1)[:, :n_others]
+    threshold = best.max(axis=1)  # exact (k-1)-th squared distance of each query cell
+    listed = np.asarray(indices[query, 1:], dtype=np.int64)
+    diff = q[:, None, :] - np.asarray(cells[listed.ravel()], dtype=np.float64).reshape(query.size, n_others, -1)
+    listed_d2 = (diff * diff).sum(2)
+    # relative slack for the rounding of |x|^2 + |y|^2 - 2 x.y against the direct difference
+    slack = 1e-9 * (1.0 + q_sq)[:, None] + 1e-12
+    found = (listed_d2 <= threshold[:, None] + slack) & (listed != query[:, None])
+    return float(found.sum() / found.size)
+
+
 def knn_graph(
     cells: np.ndarray,
     n_neighbors: int = 15,
     *,
     knn_method: str = "auto",
     seed: int = 0,
+    recall_cells: int = KNN_RECALL_CELLS,
 ) -> KnnGraph:
     """kNN graph of the cells (the cell itself counted as its first neighbour) and connectivities.
 
@@ -287,13 +410,17 @@ def knn_graph(
         :data:`EXACT_KNN_MAX_CELLS` cells, pynndescent above it when installed (else exact, with a
         warning about the time).
     seed
-        Seed of the approximate search.
+        Seed of the approximate search (and of the recall check's query cells).
+    recall_cells
+        After an approximate search, check this many query cells against an exact search
+        (:func:`knn_recall`; ``KnnGraph.recall``), warning below :data:`KNN_RECALL_WARN`; 0 skips
+        the check.
 
     Returns
     -------
     KnnGraph
     """
-    cells = check_matrix(cells, "cell matrix (n_cells x n_dims)")
+    cells = _cell_matrix(cells)
     check_clustering_options([1.0], n_neighbors, "louvain", knn_method)
     n_cells = cells.shape[0]
     if n_cells < n_neighbors:
@@ -326,7 +453,19 @@ def knn_graph(
     start = time.perf_counter()
     connectivities = umap_connectivities(indices, distances)
     seconds = {"knn": knn_seconds, "connectivities": time.perf_counter() - start}
-    return KnnGraph(indices, distances, connectivities, method, seconds)
+    recall = None
+    if method != "exact" and recall_cells > 0:
+        start = time.perf_counter()
+        recall = knn_recall(cells, indices, n_query=recall_cells, seed=seed)
+        seconds["recall"] = time.perf_counter() - start
+        if recall < KNN_RECALL_WARN:
+            warnings.warn(
+                f"the approximate kNN search found {recall:.1%} of the exact neighbours of "
+                f"{min(recall_cells, n_cells)} cells checked; clusters may differ from an exact "
+                'graph (knn_method="exact" searches exactly, at O(n^2) cost)',
+                stacklevel=2,
+            )
+    return KnnGraph(indices, distances, connectivities, method, seconds, recall)
 
 
 def umap_connectivities(indices: np.ndarray, distances: np.ndarray) -> sp.csr_matrix:
@@ -428,7 +567,8 @@ def _graph_edges(connectivities: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
 
 def _build_igraph(n_cells: int, edges: np.ndarray, weights: np.ndarray | None):  # noqa: ANN202
     igraph = _igraph()
-    graph = igraph.Graph(n=n_cells, edges=np.asarray(edges).tolist(), directed=False)
+    # igraph reads an (m, 2) integer array directly (no list of Python ints at ~70 bytes an edge)
+    graph = igraph.Graph(n=n_cells, edges=np.ascontiguousarray(edges, dtype=np.int64), directed=False)
     if weights is not None:
         graph.es["weight"] = np.asarray(weights).tolist()
     return graph
@@ -576,19 +716,50 @@ def _label_codes(labels: Any, n_cells: int) -> tuple[np.ndarray, np.ndarray, pd.
     return labelled, codes, classes
 
 
-def _silhouette(cells: np.ndarray, codes: np.ndarray, seed: int) -> tuple[float, dict[str, Any]]:
+def stratified_subsample(codes: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded subsample of ``size`` cells stratified by ``codes``.
+
+    Each type gets its share ``size * n_type / n`` rounded by largest remainder (ties by type
+    code), at least ``min(n_type, 2)`` cells (so a rare type keeps a silhouette); the cells of a
+    type are drawn without replacement by ``numpy.random.default_rng(seed)``. All cells when
+    ``size >= n``.
+    """
+    codes = np.asarray(codes)
+    n = codes.size
+    if size >= n:
+        return np.arange(n)
+    types, counts = np.unique(codes, return_counts=True)
+    exact = size * counts / n
+    take = np.floor(exact).astype(np.int64)
+    order = np.lexsort((types, -(exact - take)))  # largest remainder first, ties by type code
+    take[order[: size - int(take.sum())]] += 1
+    take = np.minimum(np.maximum(take, np.minimum(counts, 2)), counts)
+    rng = np.random.default_rng(seed)
+    by_type = np.argsort(codes, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    chosen = [by_type[starts[i] + rng.choice(counts[i], take[i], replace=False)] for i in range(types.size)]
+    return np.sort(np.concatenate(chosen))
+
+
+def _silhouette(cells: np.ndarray, rows: np.ndarray, codes: np.ndarray, seed: int,
+                max_cells: int = ASW_MAX_CELLS) -> tuple[float, dict[str, Any]]:
+    """ASW of ``cells[rows]`` (the labelled cells, types ``codes``), subsampled above ``max_cells``."""
     from sklearn.metrics import silhouette_score
 
-    n = cells.shape[0]
+    n = rows.size
     used = np.arange(n)
-    if n > ASW_MAX_CELLS:
-        used = np.sort(np.random.default_rng(seed).choice(n, ASW_MAX_CELLS, replace=False))
+    if n > max_cells:
+        used = stratified_subsample(codes, max_cells, seed)
     n_types = np.unique(codes[used]).size
-    info = {"n_cells": int(used.size), "subsampled": bool(used.size < n), "metric": "euclidean"}
+    info = {"n_cells": int(used.size), "subsampled": bool(used.size < n), "metric": "euclidean",
+            "max_cells": int(max_cells)}
+    if used.size < n:
+        info["subsample"] = "stratified by cell type, seeded"
     if not 2 <= n_types <= used.size - 1:
         warnings.warn(f"ASW: {n_types} types among {used.size} cells; the silhouette is undefined", stacklevel=3)
         return math.nan, info
-    value = float(silhouette_score(cells[used], codes[used], metric="euclidean"))
+    subset = np.asarray(cells[rows[used]], dtype=np.float64)  # only the used rows are read / copied
+    value = float(silhouette_score(subset, codes[used], metric="euclidean"))
     info["scaled"] = (value + 1.0) / 2.0
     return value, info
 
@@ -607,6 +778,8 @@ def clustering_scores(
     graph: KnnGraph | None = None,
     n_jobs: int | None = None,
     progress: bool = False,
+    asw_max_cells: int = ASW_MAX_CELLS,
+    knn_recall_cells: int = KNN_RECALL_CELLS,
 ) -> MetricResult:
     """ARI and NMI of graph clusters against cell types over a resolution sweep, plus ASW.
 
@@ -642,6 +815,12 @@ def clustering_scores(
         :data:`PARALLEL_MIN_CELLS` cells on, else 1. The partitions do not depend on it.
     progress
         Show a progress bar over the resolutions.
+    asw_max_cells
+        ASW on all labelled cells up to this many, above it on a seeded subsample of this many
+        stratified by cell type (:func:`stratified_subsample`).
+    knn_recall_cells
+        Query cells of the recall check after an approximate kNN search (:func:`knn_recall`);
+        0 skips it. The recall is ``info["knn_recall"]``.
 
     Returns
     -------
@@ -667,7 +846,7 @@ def clustering_scores(
     scores ARI = NMI = 0.
     """
     from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
-    cells = check_matrix(cells, "cell matrix (n_cells x n_dims)")
+    cells = _cell_matrix(cells)
     resolutions = check_clustering_options(resolutions, n_neighbors, method, knn_method)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise InputError(f"seed must be an integer, got {seed!r}")
@@ -686,7 +865,7 @@ def clustering_scores(
     elif not isinstance(weighted, bool | np.bool_):
         raise InputError(f"weighted must be True, False or None, got {weighted!r}")
     if graph is None:
-        graph = knn_graph(cells, n_neighbors, knn_method=knn_method, seed=seed)
+        graph = knn_graph(cells, n_neighbors, knn_method=knn_method, seed=seed, recall_cells=knn_recall_cells)
     elif graph.n_cells != n_cells:
         raise InputError(f"the kNN graph has {graph.n_cells} cells but the cell matrix has {n_cells}")
     n_neighbors = int(graph.indices.shape[1])
@@ -724,6 +903,8 @@ def clustering_scores(
         "n_types": n_types,
         "seed": int(seed),
     }
+    if graph.recall is not None:  # an approximate search, checked (see knn_recall)
+        common["knn_recall"] = float(graph.recall)
 
     def choice(key: str, row: int, rule: str) -> tuple[float, dict[str, Any]]:
         return float(sweep.at[row, key.split("_")[0]]), {
@@ -742,7 +923,7 @@ def clustering_scores(
     }
     results["ARI"][1].update(common, resolutions=list(resolutions), sweep=sweep.to_dict(orient="records"))
     if asw:
-        results["ASW"] = _silhouette(cells[labelled], codes, int(seed))
+        results["ASW"] = _silhouette(cells, np.flatnonzero(labelled), codes, int(seed), int(asw_max_cells))
     info = {
         **common,
         "resolutions": list(resolutions),
@@ -760,7 +941,9 @@ def _compute(inputs: ScoringInput, options: ClusteringOptions) -> MetricResult:
     source, cells = inputs.cells
     result = clustering_scores(cells, inputs.labels, options.cluster_resolutions, options.cluster_n_neighbors,
                                options.seed, options.cluster_method, knn_method=options.cluster_knn,
-                               weighted=options.cluster_weighted)
+                               weighted=options.cluster_weighted, n_jobs=options.cluster_n_jobs,
+                               asw_max_cells=options.cluster_asw_max_cells,
+                               knn_recall_cells=options.cluster_knn_recall_cells)
     key_info = {key: {"representation": source, **result.info_for(key)} for key in result.scores.index}
     if options.n_boot:  # intervals over cells, the best-ARI partition held fixed
         from topiceval.stats import partition_ari, partition_nmi
