@@ -55,7 +55,8 @@ def test_options_are_recorded_and_hashed(result, outputs, c2):
     assert options["ora_background"] == "gene_sets" and options["ora_alpha"] == 0.05
     assert options["gsea_n_perm"] == 300 and options["gsea_engine"] == "native"
     assert options["gsea_min_size"] == 15 and options["gsea_max_size"] == 500
-    assert "n_jobs" not in options and result.config["runtime"] == {"n_jobs": 1, "gsea_device": "cpu"}
+    assert "n_jobs" not in options and result.config["runtime"] == {
+        "n_jobs": 1, "gsea_device": "cpu", "cluster_knn_recall_cells": 1000, "cluster_n_jobs": None}
     threaded = quiet(evaluate, outputs, c2, metrics="ora,gsea", gsea_n_perm=300, ora_alpha=0.05,
                      seed=3, n_jobs=2)
     assert threaded.config["config_sha256"] == result.config["config_sha256"]
