@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# --------------------------------------------------------------------------- select-k (issue 18)
+# --------------------------------------------------------------------------- select-k
 def _int_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]

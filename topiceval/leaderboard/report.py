@@ -800,7 +800,7 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
                     htm.append(f"<h3>{html.escape(label)}</h3><div class=\"plot\"><img alt=\"{html.escape(label)}\" "
                                f"src=\"data:image/png;base64,{image}\"></div>" + _pathway_names_html(results, dataset, collection))
 
-    stats_md, stats_html = statistics.report_sections(results, plots=plots)  # issue 18
+    stats_md, stats_html = statistics.report_sections(results, plots=plots)
     md += stats_md
     htm += stats_html
     htm.append("<h2>Top genes per topic</h2>" + _top_genes_html(results, max_topics))

@@ -611,7 +611,7 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                                          "collection": collection, "method": method.upper(), "term": term,
                                          "n_topics": int(values["n_topics"]), "best": float(values["best"])})
     scores = pd.DataFrame(score_rows, columns=_SCORE_COLUMNS)
-    pairs = statistics.stability_pairs(outcomes, cache)  # issue 18: topic stability over seed pairs
+    pairs = statistics.stability_pairs(outcomes, cache)  # topic stability over seed pairs
     scores = statistics.add_stability_rows(scores, pairs)
     return Results(config=config, cells=pd.DataFrame(cell_rows, columns=_CELL_COLUMNS), scores=scores,
                    per_topic=pd.DataFrame(topic_rows) if topic_rows else pd.DataFrame(columns=_TOPIC_COLUMNS),

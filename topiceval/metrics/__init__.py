@@ -33,8 +33,8 @@ from topiceval.metrics.gsea import (
 )
 from topiceval.metrics.ora import BH_SCOPES, ORA_BACKGROUNDS, ORA_COLUMNS, ORAOptions, over_representation, topic_ora
 from topiceval.metrics.purity import interpretation_purity
-from topiceval.metrics.stability import pairwise_stability, topic_stability  # issue 18
-from topiceval.metrics.celltype import celltype_specificity, rare_type_coverage  # issue 18
+from topiceval.metrics.stability import pairwise_stability, topic_stability
+from topiceval.metrics.celltype import celltype_specificity, rare_type_coverage
 from topiceval.metrics.topgenes import top_gene_indices
 
 __all__ = [
@@ -81,7 +81,6 @@ __all__ = [
     "topic_ora",
     "topic_quality",
     "umap_connectivities",
-    # issue 18
     "celltype_specificity",
     "pairwise_stability",
     "rare_type_coverage",
