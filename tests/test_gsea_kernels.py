@@ -77,14 +77,31 @@ def reference_null(weights_t, members, sizes, places, n_genes):
     return null, n_flat
 
 
+class _Null(np.ndarray):
+    flat_count: np.ndarray
+
+
+def compiled_null(weights_t, members, sizes, places, n_genes):
+    """The compiled null as ``(topics, sets, relabellings)`` (the kernel writes relabellings first,
+    topics as padded SIMD lanes last) with its zero-weight counts in ``.flat_count``."""
+    n_topics = weights_t.shape[1]
+    weights_g = kernels.lane_groups(weights_t)
+    out = np.full((places.shape[0], sizes.size, weights_g.shape[0] * kernels.LANES), np.nan, dtype=np.float32)
+    flat = np.zeros(places.shape[0], dtype=np.int64)
+    kernels.null_es(weights_g, places, members.indptr.astype(np.int64), sizes.astype(np.int64),
+                    n_genes, n_topics, out, flat)
+    assert np.isfinite(out).all()  # every lane written, padding included
+    null = np.ascontiguousarray(out[:, :, :n_topics].transpose(2, 1, 0)).view(_Null)
+    null.flat_count = flat
+    return null
+
+
 def test_null_kernel_equals_the_numpy_null_and_a_float64_walk(walk_data):
     weights, members, sizes, _, _, places = walk_data
     n_topics, n_genes = weights.shape
     weights_t = np.ascontiguousarray(weights.T, dtype=np.float32)
-    null = np.empty((n_topics, sizes.size, places.shape[0]), dtype=np.float32)
-    flat = np.zeros(places.shape[0], dtype=np.int64)
-    kernels.null_es(weights_t, places, members.indptr.astype(np.int64), sizes.astype(np.int64),
-                    n_genes, n_topics, null, flat)
+    null = compiled_null(weights_t, members, sizes, places, n_genes)
+    flat = null.flat_count
     reference, n_flat = reference_null(weights_t, members, sizes, places, n_genes)
     assert n_flat > 0 and flat.sum() == n_flat  # zero-weight samples: the same ones
     np.testing.assert_allclose(null, reference, rtol=0, atol=1e-6)
@@ -118,13 +135,22 @@ def dyadic_nulls(rng, n_topics=3, n_sets=60, n_perm=256):
     return es, null
 
 
+def kernel_layout(null, pad=5):
+    """``(topics, sets, P)`` as the kernels lay the null out: ``(P, sets, lanes)``, with ``pad``
+    extra lanes of garbage that the statistics must ignore."""
+    out = np.full((null.shape[2], null.shape[1], null.shape[0] + pad), -7.0, dtype=np.float32)
+    out[:, :, :null.shape[0]] = null.transpose(2, 1, 0)
+    return out
+
+
 def test_statistics_kernel_counts_equal_the_reference(rng):
     es, null = dyadic_nulls(rng)
     nes_ref, pval_ref, fdr_ref = gsea._statistics(es, null.copy())
     nes, pval, fdr = (np.empty_like(es) for _ in range(3))
-    before = null.copy()
-    kernels.statistics(es, null, nes, pval, fdr)
-    np.testing.assert_array_equal(null, before)     # the null is left as it was
+    laid_out = kernel_layout(null)
+    before = laid_out.copy()
+    kernels.statistics(es, laid_out, nes, pval, fdr)
+    np.testing.assert_array_equal(laid_out, before)     # the null is left as it was
     np.testing.assert_array_equal(pval, pval_ref)   # counts of at-least-as-extreme null ES
     np.testing.assert_array_equal(fdr, fdr_ref)     # counts of the pooled normalised null
     np.testing.assert_allclose(nes, nes_ref, rtol=1e-12)
@@ -139,7 +165,7 @@ def test_statistics_kernel_on_continuous_nulls(rng):
     null = rng.normal(scale=0.25, size=(4, 80, 500)).astype(np.float32)
     nes_ref, pval_ref, fdr_ref = gsea._statistics(es, null.copy())
     nes, pval, fdr = (np.empty_like(es) for _ in range(3))
-    kernels.statistics(es, null, nes, pval, fdr)
+    kernels.statistics(es, kernel_layout(null), nes, pval, fdr)
     np.testing.assert_allclose(nes, nes_ref, rtol=1e-12)
     np.testing.assert_array_equal(pval, pval_ref)
     np.testing.assert_allclose(fdr, fdr_ref, rtol=1e-12, atol=0)
@@ -151,14 +177,11 @@ def test_torch_walk_equals_the_numba_walk(walk_data):
     weights, members, sizes, _, _, places = walk_data
     n_topics, n_genes = weights.shape
     weights_t = np.ascontiguousarray(weights.T, dtype=np.float32)
-    null = np.empty((n_topics, sizes.size, places.shape[0]), dtype=np.float32)
-    flat = np.zeros(places.shape[0], dtype=np.int64)
-    kernels.null_es(weights_t, places, members.indptr.astype(np.int64), sizes.astype(np.int64),
-                    n_genes, n_topics, null, flat)
+    null = compiled_null(weights_t, members, sizes, places, n_genes)
     walker = NullWalker(members.indptr, sizes, n_genes, "cpu")
-    null_torch, flat_torch = walker.null_es(weights_t, places)
-    np.testing.assert_array_equal(flat_torch, flat)
-    np.testing.assert_allclose(null_torch, null, rtol=0, atol=1e-6)
+    null_torch, flat_torch = walker.null_es(weights_t, places)  # (relabellings, sets, topics)
+    np.testing.assert_array_equal(flat_torch, null.flat_count)
+    np.testing.assert_allclose(null_torch.transpose(2, 1, 0), null, rtol=0, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- end to end

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -45,78 +48,159 @@ def random_places(inverse, gene_ptr, gene_sets, set_ptr, out):  # pragma: no cov
                 fill[s] += 1
 
 
+#: Topics walked together as one SIMD vector (float32 lanes) by :func:`null_es`.
+LANES = 16
+
+
+def lane_groups(weights_t: np.ndarray) -> np.ndarray:
+    """``(N, kb)`` float32 sorted weights, topics last, as :func:`null_es` reads them:
+    ``(ceil(kb / LANES), N, LANES)``, the missing lanes filled with copies of the first topic (their
+    null ES are computed and never read)."""
+    n_genes, kb = weights_t.shape
+    n_groups = -(-kb // LANES)
+    padded = np.empty((n_genes, n_groups * LANES), dtype=np.float32)
+    padded[:, :kb] = weights_t
+    padded[:, kb:] = weights_t[:, :1]
+    return np.ascontiguousarray(padded.reshape(n_genes, n_groups, LANES).transpose(1, 0, 2))
+
+
+@intrinsic
+def _walk(typingctx, weights, w_offset, row, lo, m, misses, out, o_offset):  # noqa: ANN001, ANN202
+    """The running sums of one set for ``LANES`` topics at once, as explicit LLVM vector code.
+
+    ``weights``: flat float32 ``(..., N, LANES)``, the topics' block starting at ``w_offset``;
+    ``row[lo:lo + m]``: the set's sorted random places; ``misses[i]``: the misses before hit ``i``
+    over ``N - m`` (float32). Writes the null ES of the ``LANES`` topics to ``out[o_offset:]`` and
+    returns a bit mask of the lanes whose hit weights are all 0.
+
+    Pass 1 adds the hit weights in hit order (the total); pass 2 adds them again in the same order
+    and, after each hit, takes ``x = cum * (1 / total)``, ``top = max(top, x - c_i)`` and, with the
+    ``x`` before the hit, ``bottom = min(bottom, x_prev - c_i)``: the float32 operations of
+    ``gsea._null_group``, in its order (no fused multiply-add, no reassociation). numba's own loops
+    do not vectorise this reliably (its SLP vectoriser is off and the loop vectoriser gives up on
+    the lane loops), hence the hand-written vector IR.
+    """
+    sig = types.int64(weights, types.int64, row, types.int64, types.int64, misses, out, types.int64)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        w_arr = context.make_array(signature.args[0])(context, builder, args[0])
+        row_arr = context.make_array(signature.args[2])(context, builder, args[2])
+        mis_arr = context.make_array(signature.args[5])(context, builder, args[5])
+        out_arr = context.make_array(signature.args[6])(context, builder, args[6])
+        w_offset, lo, m, o_offset = args[1], args[3], args[4], args[7]
+        i64 = ir.IntType(64)
+        vec = ir.VectorType(ir.FloatType(), LANES)
+        w_base = builder.bitcast(builder.gep(w_arr.data, [w_offset]), vec.as_pointer())
+        zero = ir.Constant(vec, [0.0] * LANES)
+        one_i = ir.Constant(i64, 1)
+        function = builder.function
+
+        def hit_weights(i):  # noqa: ANN001, ANN202
+            place = builder.load(builder.gep(row_arr.data, [builder.add(lo, i)]))
+            if place.type.width < 64:
+                place = builder.sext(place, i64)
+            return builder.load(builder.gep(w_base, [place]), align=4)
+
+        def loop(name, start_values):  # noqa: ANN001, ANN202
+            """A counted loop over the hits: returns (i, phis, body block, exit block, close)."""
+            before = builder.block
+            head = function.append_basic_block(f"{name}_head")
+            body = function.append_basic_block(f"{name}_body")
+            done = function.append_basic_block(f"{name}_end")
+            builder.branch(head)
+            builder.position_at_end(head)
+            i = builder.phi(i64)
+            i.add_incoming(ir.Constant(i64, 0), before)
+            phis = []
+            for value in start_values:
+                phi = builder.phi(value.type)
+                phi.add_incoming(value, before)
+                phis.append(phi)
+            builder.cbranch(builder.icmp_signed("<", i, m), body, done)
+            builder.position_at_end(body)
+
+            def close(next_values):  # noqa: ANN001, ANN202
+                block = builder.block
+                i.add_incoming(builder.add(i, one_i), block)
+                for phi, value in zip(phis, next_values):
+                    phi.add_incoming(value, block)
+                builder.branch(head)
+                builder.position_at_end(done)
+            return i, phis, close
+
+        # pass 1: the total hit weight of every lane
+        i, (cum,), close = loop("total", [zero])
+        close([builder.fadd(cum, hit_weights(i))])
+        total = cum
+        flat = builder.fcmp_ordered("==", total, zero)
+        scale = builder.select(flat, zero, builder.fdiv(ir.Constant(vec, [1.0] * LANES), total))
+        # pass 2: the running sum after (top) and before (bottom) each hit
+        inf = float("inf")
+        i, (cum, prev, top, bottom), close = loop(
+            "walk", [zero, zero, ir.Constant(vec, [-inf] * LANES), ir.Constant(vec, [inf] * LANES)])
+        c = builder.load(builder.gep(mis_arr.data, [i]))
+        c = builder.insert_element(ir.Constant(vec, ir.Undefined), c, ir.Constant(ir.IntType(32), 0))
+        c = builder.shuffle_vector(c, ir.Constant(vec, ir.Undefined),
+                                   ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        cum_next = builder.fadd(cum, hit_weights(i))
+        x = builder.fmul(cum_next, scale)
+        after = builder.fsub(x, c)
+        below = builder.fsub(prev, c)
+        top_next = builder.select(builder.fcmp_ordered(">", after, top), after, top)
+        bottom_next = builder.select(builder.fcmp_ordered("<", below, bottom), below, bottom)
+        close([cum_next, x, top_next, bottom_next])
+        value = builder.select(builder.fcmp_ordered(">", top, builder.fneg(bottom)), top, bottom)
+        target = builder.bitcast(builder.gep(out_arr.data, [o_offset]), vec.as_pointer())
+        builder.store(value, target, align=4)
+        mask = builder.bitcast(flat, ir.IntType(LANES))
+        return builder.zext(mask, i64)
+
+    return sig, codegen
+
+
 @numba.njit(parallel=True, **_OPTIONS)
-def null_es(weights_t, places, set_ptr, set_size, n_genes, n_topics, out, flat_count):  # pragma: no cover
-    """Null ES of every (topic of the block, set, relabelling); see ``gsea._null_group``.
+def null_es(weights_g, places, set_ptr, set_size, n_genes, n_topics, out, flat_count):  # pragma: no cover
+    """Null ES of every (relabelling, set, topic of the block); see ``gsea._null_group``.
 
-    ``weights_t``: ``(N, kb)`` float32 weights in ranked order, topics last (the SIMD lanes; the
-    caller pads ``kb`` to a multiple of 8 so that no lane runs in a scalar remainder loop, and
-    only the first ``n_topics`` lanes are counted in ``flat_count``);
-    ``places``: ``(pc, nnz)`` sorted random places; ``set_ptr`` / ``set_size``: each set's slice of
-    a row of ``places``; ``out``: ``(kb, n_sets, pc)`` float32, filled; ``flat_count[j]``: null
-    samples of relabelling ``j`` whose hits all had weight 0 (walked with equal weights).
+    ``weights_g``: ``(G, N, LANES)`` float32 weights in ranked order (:func:`lane_groups`; only the
+    first ``n_topics`` lanes are counted in ``flat_count``); ``places``: ``(pc, nnz)`` sorted random
+    places; ``set_ptr`` / ``set_size``: each set's slice of a row of ``places``; ``out``:
+    ``(pc, n_sets, G * LANES)`` float32, filled; ``flat_count[j]``: null samples of relabelling
+    ``j`` whose hits all had weight 0 (walked with equal weights).
 
-    Per set and lane: the running sum of the hit weights (float32, in hit order) gives the total;
-    a second pass walks ``cum_i / total - misses_i`` after each hit (top) and
-    ``cum_{i-1} / total - misses_i`` just before it (bottom); the null ES is the top maximum when it
-    exceeds the bottom minimum in magnitude, else that minimum.
+    Threads over relabellings; each set is walked by :func:`_walk`, ``LANES`` topics per vector.
+    The null ES is the top maximum when it exceeds the bottom minimum in magnitude, else that minimum.
     """
     n_relabel = places.shape[0]
-    kb = weights_t.shape[1]
+    n_groups = weights_g.shape[0]
     n_sets = set_ptr.size - 1
-    max_m = 0
+    lanes = n_groups * LANES
+    group_size = weights_g.shape[1] * LANES
+    flat_weights = weights_g.reshape(-1)
+    flat_out = out.reshape(-1)
+    max_m = 1
     for s in range(n_sets):
         max_m = max(max_m, set_size[s])
     for j in numba.prange(n_relabel):
-        cum = np.empty((max_m, kb), dtype=np.float32)
         misses = np.empty(max_m, dtype=np.float32)
-        scale = np.empty(kb, dtype=np.float32)
-        top = np.empty(kb, dtype=np.float32)
-        bottom = np.empty(kb, dtype=np.float32)
-        prev = np.empty(kb, dtype=np.float32)
         n_flat = 0
         row = places[j]
         for s in range(n_sets):
             lo = set_ptr[s]
             m = set_size[s]
             step = np.float32(1.0 / (n_genes - m))
-            first = weights_t[row[lo]]
-            for k in range(kb):
-                cum[0, k] = first[k]
-            for i in range(1, m):
-                w = weights_t[row[lo + i]]
-                for k in range(kb):
-                    cum[i, k] = cum[i - 1, k] + w[k]
             for i in range(m):
                 misses[i] = np.float32(row[lo + i] - i) * step
-            for k in range(kb):
-                total = cum[m - 1, k]
-                scale[k] = np.float32(1.0) / total if total != 0 else np.float32(0.0)
-                top[k] = -np.inf
-                bottom[k] = np.inf
-                prev[k] = 0.0
-            for i in range(m):
-                c = misses[i]
-                for k in range(kb):
-                    x = cum[i, k] * scale[k]
-                    after = x - c
-                    before = prev[k] - c
-                    # comparisons, not max() / min(): they compile to SIMD max / min
-                    top[k] = after if after > top[k] else top[k]
-                    bottom[k] = before if before < bottom[k] else bottom[k]
-                    prev[k] = x
-            unit = np.float32(np.nan)
-            for k in range(kb):
-                if scale[k] == 0:
-                    if unit != unit:
-                        unit = _unit_es(row, lo, m, n_genes)
-                    out[k, s, j] = unit
-                    if k < n_topics:
-                        n_flat += 1
-                elif top[k] > -bottom[k]:
-                    out[k, s, j] = top[k]
-                else:
-                    out[k, s, j] = bottom[k]
+            base = (j * n_sets + s) * lanes
+            for q in range(n_groups):
+                mask = _walk(flat_weights, q * group_size, row, lo, m, misses, flat_out, base + q * LANES)
+                if mask != 0:  # rare: lanes whose hits all have weight 0
+                    unit = _unit_es(row, lo, m, n_genes)
+                    for k in range(LANES):
+                        if (mask >> k) & 1:
+                            out[j, s, q * LANES + k] = unit
+                            if q * LANES + k < n_topics:
+                                n_flat += 1
         flat_count[j] = n_flat
 
 
@@ -133,141 +217,193 @@ def _unit_es(row, lo, m, n_genes):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, **_OPTIONS)
-def statistics(es, null, nes, pval, fdr):  # pragma: no cover - compiled
+def statistics(es, null, nes, pval, fdr, n_chunks=2):  # pragma: no cover - compiled
     """NES, nominal p and FDR of a block of topics (``gsea._normalise`` and ``gsea._fdr``).
 
-    ``es``: ``(kb, S)`` float64; ``null``: ``(kb, S, P)`` float32 (left unchanged); ``nes``,
-    ``pval``, ``fdr``: ``(kb, S)`` float64, filled. Threads over topics.
+    ``es``: ``(kb, S)`` float64; ``null``: ``(P, S, lanes)`` float32 as :func:`null_es` writes it
+    (``lanes >= kb``; lanes past ``kb`` are ignored; left unchanged); ``nes``, ``pval``, ``fdr``:
+    ``(kb, S)`` float64, filled; ``n_chunks``: the FDR's topics go in this many chunks (the
+    number of threads; the results do not depend on it).
+
+    First pass, threads over sets: per (set, topic), the count and float64 sums (in permutation
+    order) of the non-negative and negative null ES and the counts at least as extreme as the ES.
+    Second pass, threads over topics: gseapy's FDR of each topic's NES against its pooled
+    normalised null, by counting (:func:`_fdr_counts`). Integer counts and sums in a fixed order:
+    nothing depends on the number of threads.
     """
-    kb, n_sets, n_perm = null.shape
-    for k in numba.prange(kb):
-        pos_scale = np.empty(n_sets, dtype=np.float32)
-        neg_scale = np.empty(n_sets, dtype=np.float32)
-        for s in range(n_sets):
-            e = es[k, s]
-            n_pos = 0
-            sum_pos = 0.0
-            sum_neg = 0.0
-            more_pos = 0
-            more_neg = 0
-            for p in range(n_perm):
-                v = null[k, s, p]
-                if v >= 0:
-                    n_pos += 1
-                    sum_pos += v
+    kb, n_sets = es.shape
+    n_perm = null.shape[0]
+    es_t = np.ascontiguousarray(es.T)
+    pos_scale = np.empty((n_sets, kb), dtype=np.float32)
+    neg_scale = np.empty((n_sets, kb), dtype=np.float32)
+    chunk = 16
+    for c in numba.prange(-(-n_sets // chunk)):
+        s0 = c * chunk
+        s1 = min(n_sets, s0 + chunk)
+        n_pos = np.zeros((s1 - s0, kb), dtype=np.int64)
+        more_pos = np.zeros((s1 - s0, kb), dtype=np.int64)
+        more_neg = np.zeros((s1 - s0, kb), dtype=np.int64)
+        sum_pos = np.zeros((s1 - s0, kb), dtype=np.float64)
+        sum_neg = np.zeros((s1 - s0, kb), dtype=np.float64)
+        for p in range(n_perm):
+            for s in range(s0, s1):
+                for k in range(kb):
+                    v = null[p, s, k]
+                    e = es_t[s, k]
+                    positive = v >= 0
+                    n_pos[s - s0, k] += positive
+                    # float64 sums of float32 values in permutation order (as before the layout changed)
+                    sum_pos[s - s0, k] += v if positive else 0.0
+                    sum_neg[s - s0, k] += 0.0 if positive else v
+                    more_pos[s - s0, k] += v >= e
+                    more_neg[s - s0, k] += v <= e
+        for s in range(s0, s1):
+            for k in range(kb):
+                e = es_t[s, k]
+                npos = n_pos[s - s0, k]
+                n_neg = n_perm - npos
+                pos_mean = sum_pos[s - s0, k] / npos if npos > 0 else e
+                neg_mean = abs(sum_neg[s - s0, k] / n_neg if n_neg > 0 else e)
+                if e == 0:
+                    nes[k, s] = 0.0
+                elif e > 0:
+                    nes[k, s] = e / pos_mean
                 else:
-                    sum_neg += v
-                if v >= e:
-                    more_pos += 1
-                if v <= e:
-                    more_neg += 1
-            n_neg = n_perm - n_pos
-            pos_mean = sum_pos / n_pos if n_pos > 0 else e
-            neg_mean = abs(sum_neg / n_neg if n_neg > 0 else e)
-            if e == 0:
-                nes[k, s] = 0.0
-            elif e > 0:
-                nes[k, s] = e / pos_mean
-            else:
-                nes[k, s] = e / neg_mean
-            if e < 0:
-                pval[k, s] = more_neg / n_neg if n_neg > 0 else 1.0
-            else:
-                pval[k, s] = more_pos / n_pos if n_pos > 0 else 1.0
-            pos_scale[s] = np.float32(pos_mean)
-            neg_scale[s] = np.float32(neg_mean)
-        _fdr_topic(nes[k], null[k], pos_scale, neg_scale, fdr[k])
+                    nes[k, s] = e / neg_mean
+                if e < 0:
+                    pval[k, s] = more_neg[s - s0, k] / n_neg if n_neg > 0 else 1.0
+                else:
+                    pval[k, s] = more_pos[s - s0, k] / npos if npos > 0 else 1.0
+                pos_scale[s, k] = np.float32(pos_mean)
+                neg_scale[s, k] = np.float32(neg_mean)
+    # the FDR: topics in chunks (each topic's counts are integers)
+    n_chunks = max(1, min(kb, n_chunks))
+    for c in numba.prange(n_chunks):
+        k0 = c * kb // n_chunks
+        k1 = (c + 1) * kb // n_chunks
+        _fdr_counts(nes, null, pos_scale, neg_scale, k0, k1, fdr)
 
 
 @numba.njit(**_OPTIONS)
-def _fdr_topic(nes, null, pos_scale, neg_scale, out):  # pragma: no cover - compiled
-    """gseapy's FDR of one topic's NES against its pooled normalised null, by counting.
+def _fdr_counts(nes, null, pos_scale, neg_scale, k0, k1, out):  # pragma: no cover - compiled
+    """gseapy's FDR of topics ``k0:k1`` (NES against each topic's pooled normalised null), by counting.
 
-    Each normalised null value ``v`` is placed among the sorted finite observed NES ``o``
-    (a uniform grid gives the first guess, exact comparisons the answer): ``v >= 0`` is counted at
-    ``#(o <= v)``, ``v < 0`` at ``#(o < v)``; suffix and prefix sums then give, for each observed
-    NES, how many null values lie at or beyond it on its side.
+    Each normalised null value ``v`` of topic ``k`` is counted at ``t = #(o <= v)`` (``v >= 0``) or
+    ``t = #(o < v)`` (``v < 0``) among the topic's sorted finite observed NES ``o``; suffix and
+    prefix sums of these counts give, for each observed NES, how many null values lie at or beyond
+    it on its side. ``t`` comes from a uniform grid over ``[o_min, o_max]``: the bucket
+    ``b(x) = int((x - o_min) * G / (o_max - o_min))`` is monotone in ``x``, so when no observed
+    value shares ``x``'s bucket, ``t`` is exactly the number of observed values in lower buckets;
+    otherwise the few observed values of that bucket are compared with ``x``. The null is read
+    once, every topic of the chunk per (permutation, set).
     """
-    n_sets, n_perm = null.shape
-    finite = np.empty(n_sets, dtype=np.bool_)
-    n_obs = 0
-    for s in range(n_sets):
-        finite[s] = np.isfinite(nes[s])
-        n_obs += finite[s]
-    observed = np.empty(n_obs, dtype=np.float64)
-    t = 0
-    for s in range(n_sets):
-        if finite[s]:
-            observed[t] = nes[s]
-            t += 1
-    observed.sort()
-    n_grid = 4 * max(n_obs, 1)
-    lo = observed[0] if n_obs > 0 else 0.0
-    hi = observed[n_obs - 1] if n_obs > 0 else 0.0
-    inv_width = n_grid / (hi - lo) if hi > lo else 0.0
-    guess = np.empty(n_grid + 1, dtype=np.int64)
-    for b in range(n_grid + 1):
-        guess[b] = np.searchsorted(observed, lo + b / inv_width) if inv_width > 0 else 0
-    at_or_below = np.zeros(n_obs + 1, dtype=np.int64)  # v >= 0 counted at #(o <= v)
-    below = np.zeros(n_obs + 1, dtype=np.int64)        # v < 0 counted at #(o < v)
-    n_null_neg = 0
-    n_null = 0
-    for s in range(n_sets):
-        for p in range(n_perm):
-            raw = null[s, p]
-            v = raw / pos_scale[s] if raw >= 0 else raw / neg_scale[s]
-            if not np.isfinite(v):
+    n_perm, n_sets, _ = null.shape
+    kc = k1 - k0
+    observed = np.empty((kc, n_sets), dtype=np.float64)
+    n_obs = np.zeros(kc, dtype=np.int64)
+    n_grid = 8 * max(n_sets, 1)
+    # below[c, b]: observed values in buckets < b; bucket n_grid (past o_max) is empty
+    below = np.zeros((kc, n_grid + 2), dtype=np.int32)
+    lo = np.zeros(kc, dtype=np.float64)
+    hi = np.zeros(kc, dtype=np.float64)
+    inv_width = np.zeros(kc, dtype=np.float64)
+    for c in range(kc):
+        t = 0
+        for s in range(n_sets):
+            if np.isfinite(nes[k0 + c, s]):
+                observed[c, t] = nes[k0 + c, s]
+                t += 1
+        n_obs[c] = t
+        observed[c, :t].sort()
+        if t > 0:
+            lo[c] = observed[c, 0]
+            hi[c] = observed[c, t - 1]
+        # one bucket (all observed values in bucket 0) when they are all equal
+        inv_width[c] = (n_grid - 1) / (hi[c] - lo[c]) if hi[c] > lo[c] else 0.0
+        i = 0
+        for b in range(n_grid + 2):
+            while i < t and min(int((observed[c, i] - lo[c]) * inv_width[c]), n_grid - 1) < b:
+                i += 1
+            below[c, b] = i
+    counts = np.zeros((kc, n_sets + 1), dtype=np.int64)  # null values counted at t
+    n_null = np.zeros(kc, dtype=np.int64)
+    n_null_neg = np.zeros(kc, dtype=np.int64)
+    # a few permutations at a time: normalise them into one row per topic, then count each
+    # topic's row with its own tables (which then stay in cache)
+    tile = 8
+    buffer = np.empty((kc, tile * n_sets), dtype=np.float32)
+    for p0 in range(0, n_perm, tile):
+        p1 = min(n_perm, p0 + tile)
+        n_values = 0
+        for p in range(p0, p1):
+            for s in range(n_sets):
+                for c in range(kc):
+                    raw = null[p, s, k0 + c]
+                    buffer[c, n_values] = raw / pos_scale[s, k0 + c] if raw >= 0 else raw / neg_scale[s, k0 + c]
+                n_values += 1
+        for c in range(kc):
+            low = lo[c]
+            scale = inv_width[c]
+            n_finite = 0
+            n_negative = 0
+            for i in range(n_values):
+                v = buffer[c, i]
+                if not np.isfinite(v):
+                    continue
+                x = np.float64(v)
+                positive = x >= 0
+                n_finite += 1
+                n_negative += not positive
+                # the bucket, clamped (x < o_min: before every observed value; x > o_max: after)
+                y = (x - low) * scale
+                b = 0 if y < 0 else (n_grid if y >= n_grid else int(y))
+                t = below[c, b]
+                end = below[c, b + 1]
+                # observed values in x's bucket: the first compared without a branch (buckets
+                # hold 0 or 1 observed value as a rule), any further ones in a loop (no array
+                # views in this loop: each would cost a reference count)
+                o = observed[c, min(t, n_sets - 1)]
+                step = (t < end) & ((o < x) | (positive & (o == x)))
+                t += step
+                if step and t < end:
+                    while t < end and (observed[c, t] < x or (positive and observed[c, t] == x)):
+                        t += 1
+                counts[c, t] += 1
+            n_null[c] += n_finite
+            n_null_neg[c] += n_negative
+    for c in range(kc):
+        k = k0 + c
+        n = n_obs[c]
+        row = observed[c, :n]
+        # null_ge[i] = #(v >= o_i) (o_i >= 0: only v >= 0 are counted at t > i);
+        # null_le[i] = #(v <= o_i) (o_i < 0: only v < 0 are counted at t <= i)
+        null_ge = np.empty(n + 1, dtype=np.int64)
+        null_ge[n] = 0
+        for i in range(n, 0, -1):
+            null_ge[i - 1] = null_ge[i] + counts[c, i]
+        null_le = np.empty(max(n, 1), dtype=np.int64)
+        running = 0
+        for i in range(n):
+            running += counts[c, i]
+            null_le[i] = running
+        neg_obs = np.searchsorted(row, 0.0, side="left")
+        for s in range(n_sets):
+            e = nes[k, s]
+            if not np.isfinite(e):
+                out[k, s] = np.nan
                 continue
-            n_null += 1
-            x = np.float64(v)
-            if x <= lo:
-                t = 0
-            elif x > hi:
-                t = n_obs
+            if e < 0:
+                i = np.searchsorted(row, e, side="right")
+                obs_more = i
+                null_more = null_le[i - 1]
+                null_side = n_null_neg[c]
+                obs_side = neg_obs
             else:
-                t = guess[min(int((x - lo) * inv_width), n_grid)]
-            if x >= 0:
-                while t < n_obs and observed[t] <= x:
-                    t += 1
-                while t > 0 and observed[t - 1] > x:
-                    t -= 1
-                at_or_below[t] += 1
-            else:
-                n_null_neg += 1
-                while t < n_obs and observed[t] < x:
-                    t += 1
-                while t > 0 and observed[t - 1] >= x:
-                    t -= 1
-                below[t] += 1
-    # null_ge[i] = #(v >= observed[i]) among v >= 0; null_le[i] = #(v <= observed[i]) among v < 0
-    null_ge = np.empty(n_obs, dtype=np.int64)
-    null_le = np.empty(n_obs, dtype=np.int64)
-    running = 0
-    for i in range(n_obs, 0, -1):
-        running += at_or_below[i]
-        null_ge[i - 1] = running
-    running = 0
-    for i in range(n_obs):
-        running += below[i]
-        null_le[i] = running
-    neg_obs = np.searchsorted(observed, 0.0, side="left")
-    for s in range(n_sets):
-        if not finite[s]:
-            out[s] = np.nan
-            continue
-        e = nes[s]
-        if e < 0:
-            i = np.searchsorted(observed, e, side="right")
-            obs_more = i
-            null_more = null_le[i - 1]
-            null_side = n_null_neg
-            obs_side = neg_obs
-        else:
-            i = np.searchsorted(observed, e, side="left")
-            obs_more = n_obs - i
-            null_more = null_ge[i]
-            null_side = n_null - n_null_neg
-            obs_side = n_obs - neg_obs
-        phi_null = null_more / null_side if null_side > 0 else 0.0
-        phi_obs = obs_more / obs_side if obs_side > 0 else 0.0
-        out[s] = 1.0 if phi_obs == 0 else min(1.0, max(0.0, phi_null / phi_obs))
+                i = np.searchsorted(row, e, side="left")
+                obs_more = n - i
+                null_more = null_ge[i]
+                null_side = n_null[c] - n_null_neg[c]
+                obs_side = n - neg_obs
+            phi_null = null_more / null_side if null_side > 0 else 0.0
+            phi_obs = obs_more / obs_side if obs_side > 0 else 0.0
+            out[k, s] = 1.0 if phi_obs == 0 else min(1.0, max(0.0, phi_null / phi_obs))

@@ -41,7 +41,8 @@ class NullWalker:
         self.n_sets = sizes.size
 
     def null_es(self, weights_t: np.ndarray, places: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(kb, n_sets, pc)`` float32 null ES and the zero-weight samples per relabelling.
+        """``(pc, n_sets, kb)`` float32 null ES (the layout of the CPU kernel) and the zero-weight
+        samples per relabelling.
 
         ``weights_t``: ``(N, kb)`` float32 weights in ranked order; ``places``: ``(pc, nnz)``
         sorted random places (:func:`topiceval.metrics._gsea_numba.random_places`).
@@ -64,7 +65,7 @@ class NullWalker:
                 value, flat = self._walk(weights, pos, m, step)
                 out[p0:p1, a:b] = value
                 flat_count[p0:p1] += flat.sum(dim=(1, 2))
-        return out.permute(2, 1, 0).contiguous().cpu().numpy(), flat_count.cpu().numpy()
+        return out.cpu().numpy(), flat_count.cpu().numpy()
 
     def _walk(self, weights, pos, m: int, step: float):  # noqa: ANN001, ANN202
         torch = self.torch

@@ -132,8 +132,6 @@ MOSTLY_TIES = 0.5
 _BLOCK_ELEMENTS = 1 << 21
 #: Memory for the null ES of one block of topics (float32).
 _NULL_BYTES = 256 << 20
-#: SIMD lanes (topics) the compiled null kernel's blocks are padded to a multiple of.
-_LANES = 8
 #: Memory for the sorted random places of one chunk of permutations.
 _POSITION_BYTES = 256 << 20
 
@@ -472,9 +470,10 @@ def _null_compiled(weights, es, members, sizes, inverse, index_type, n_jobs, pro
     gene_sets = by_gene.indices.astype(np.int32)
     set_ptr = members.indptr.astype(np.int64)
     set_size = sizes.astype(np.int64)
+    # topics in blocks whose null fits _NULL_BYTES, whole groups of SIMD lanes where it allows
     block = max(1, min(n_topics, _NULL_BYTES // max(n_sets * n_perm * 4, 1)))
-    block = -(-n_topics // -(-n_topics // block))  # blocks of even size
-    lanes = -(-block // _LANES) * _LANES
+    if block >= kernels.LANES:
+        block -= block % kernels.LANES
     perm_chunk = max(1, min(n_perm, _POSITION_BYTES // max(members.nnz * np.dtype(index_type).itemsize, 1)))
     # a few calls per block so that the progress bar moves; results do not depend on the split
     call_chunk = max(1, min(perm_chunk, -(-n_perm // 8)))
@@ -496,16 +495,21 @@ def _null_compiled(weights, es, members, sizes, inverse, index_type, n_jobs, pro
         kernels.random_places(inverse[p0:p1], gene_ptr, gene_sets, set_ptr, out)
         return out
 
-    with _numba_threads(threads):
+    # one buffer for the null of every block (fresh memory costs page faults on every block)
+    max_lanes = block if walker is not None else -(-block // kernels.LANES) * kernels.LANES
+    buffer = np.empty(n_perm * n_sets * max_lanes, dtype=np.float32)
+    with _numba_threads(threads) as numba_threads:
         places = places_of(0, n_perm) if places_once else None
         for start in range(0, n_topics, block):
             stop = min(n_topics, start + block)
+            kb = stop - start
             weights_t = np.ascontiguousarray(weights[start:stop].T, dtype=np.float32)  # (N, kb)
-            if walker is None and weights_t.shape[1] % _LANES:
-                # pad the lanes with copies of the first topic (their output is dropped)
-                pad = np.repeat(weights_t[:, :1], lanes - weights_t.shape[1], axis=1)
-                weights_t = np.ascontiguousarray(np.hstack([weights_t, pad]))
-            null = np.empty((stop - start, n_sets, n_perm), dtype=np.float32)
+            if walker is None:
+                weights_g = kernels.lane_groups(weights_t)  # (G, N, LANES)
+                lanes = weights_g.shape[0] * kernels.LANES
+            else:
+                lanes = kb
+            null = buffer[:n_perm * n_sets * lanes].reshape(n_perm, n_sets, lanes)  # (P, S, lanes)
             for q0 in range(0, n_perm, perm_chunk):
                 q1 = min(n_perm, q0 + perm_chunk)
                 chunk_places = places[q0:q1] if places_once else places_of(q0, q1)
@@ -513,16 +517,14 @@ def _null_compiled(weights, es, members, sizes, inverse, index_type, n_jobs, pro
                     p1 = min(q1, p0 + call_chunk)
                     rows = chunk_places[p0 - q0:p1 - q0]
                     if walker is None:
-                        part = np.empty((weights_t.shape[1], n_sets, p1 - p0), dtype=np.float32)
                         flat = np.zeros(p1 - p0, dtype=np.int64)
-                        kernels.null_es(weights_t, rows, set_ptr, set_size, n_genes, stop - start, part, flat)
+                        kernels.null_es(weights_g, rows, set_ptr, set_size, n_genes, kb, null[p0:p1], flat)
                     else:
-                        part, flat = walker.null_es(weights_t, rows)
+                        null[p0:p1], flat = walker.null_es(weights_t, rows)
                     n_null_flat += int(flat.sum())
-                    null[:, :, p0:p1] = part[:stop - start]
-                    bar.update((stop - start) * (p1 - p0) / n_perm)
-            kernels.statistics(es[start:stop], null, nes[start:stop], pval[start:stop], fdr[start:stop])
-            del null
+                    bar.update(kb * (p1 - p0) / n_perm)
+            kernels.statistics(es[start:stop], null, nes[start:stop], pval[start:stop], fdr[start:stop],
+                               numba_threads)
     bar.close()
     return nes, pval, fdr, n_null_flat
 
@@ -539,12 +541,14 @@ class _numba_threads:  # noqa: N801 - used as a context manager
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> int:
         import numba
 
         _NUMBA_LOCK.acquire()
         self.previous = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(self.n, numba.config.NUMBA_NUM_THREADS)))
+        n = max(1, min(self.n, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(n)
+        return n
 
     def __exit__(self, *exc: object) -> None:
         import numba
