@@ -464,6 +464,10 @@ def _warn_if_prior(outputs: TopicOutputs, collection: GeneSets) -> None:
 
 
 def _is_anndata(obj: Any) -> bool:
+    import sys
+
+    if "anndata" not in sys.modules:  # no AnnData exists before anndata is imported (saves its import)
+        return False
     try:
         from anndata import AnnData
     except ImportError:  # pragma: no cover - anndata is a core dependency
