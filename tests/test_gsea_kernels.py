@@ -85,10 +85,10 @@ def compiled_null(weights_t, members, sizes, places, n_genes):
     """The compiled null as ``(topics, sets, relabellings)`` (the kernel writes relabellings first,
     topics as padded SIMD lanes last) with its zero-weight counts in ``.flat_count``."""
     n_topics = weights_t.shape[1]
-    weights_g = kernels.lane_groups(weights_t)
-    out = np.full((places.shape[0], sizes.size, weights_g.shape[0] * kernels.LANES), np.nan, dtype=np.float32)
+    weights_p = kernels.lane_groups(weights_t)
+    out = np.full((places.shape[0], sizes.size, weights_p.shape[1]), np.nan, dtype=np.float32)
     flat = np.zeros(places.shape[0], dtype=np.int64)
-    kernels.null_es(weights_g, places, members.indptr.astype(np.int64), sizes.astype(np.int64),
+    kernels.null_es(weights_p, places, members.indptr.astype(np.int64), sizes.astype(np.int64),
                     n_genes, n_topics, out, flat)
     assert np.isfinite(out).all()  # every lane written, padding included
     null = np.ascontiguousarray(out[:, :, :n_topics].transpose(2, 1, 0)).view(_Null)
@@ -118,6 +118,23 @@ def test_null_kernel_equals_the_numpy_null_and_a_float64_walk(walk_data):
         walk = np.cumsum(np.where(hit, w / w.sum(), -1.0 / (n_genes - hit.sum())))
         worst = max(worst, abs(walk[np.argmax(np.abs(walk))] - null[k, s, j]))
     assert worst <= 1e-5
+
+
+def test_null_kernel_walks_pairs_of_lane_groups_like_single_ones(walk_data):
+    """40 topics: lanes 0-31 go through the two-vector walk, 32-47 through the one-vector walk
+    (8 of them padding); zero-weight topics in both. Every topic's null is the numpy null."""
+    weights, members, sizes, _, _, places = walk_data
+    n_genes = weights.shape[1]
+    many = np.concatenate([weights] * 4)  # 40 topics; topics 0, 10, 20, 30 are 3/4 zeros
+    many[25] = 0.0  # all zero: every sample of topic 25 is walked with equal weights
+    weights_t = np.ascontiguousarray(many.T, dtype=np.float32)
+    rows = places[:12]
+    null = compiled_null(weights_t, members, sizes, rows, n_genes)
+    reference, n_flat = reference_null(weights_t, members, sizes, rows, n_genes)
+    assert null.flat_count.sum() == n_flat >= sizes.size * rows.shape[0]
+    np.testing.assert_allclose(null, reference, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(null[:10], null[10:20])  # the same topic in another lane
+    np.testing.assert_array_equal(null[:10], null[30:40])
 
 
 def dyadic_nulls(rng, n_topics=3, n_sets=60, n_perm=256):

@@ -56,129 +56,141 @@ LANES = 16
 
 def lane_groups(weights_t: np.ndarray) -> np.ndarray:
     """``(N, kb)`` float32 sorted weights, topics last, as :func:`null_es` reads them:
-    ``(ceil(kb / LANES), N, LANES)``, the missing lanes filled with copies of the first topic (their
-    null ES are computed and never read)."""
+    ``(N, lanes)`` with ``lanes`` the next multiple of ``LANES``, the missing lanes filled with
+    copies of the first topic (their null ES are computed and never read)."""
     n_genes, kb = weights_t.shape
-    n_groups = -(-kb // LANES)
-    padded = np.empty((n_genes, n_groups * LANES), dtype=np.float32)
+    padded = np.empty((n_genes, -(-kb // LANES) * LANES), dtype=np.float32)
     padded[:, :kb] = weights_t
     padded[:, kb:] = weights_t[:, :1]
-    return np.ascontiguousarray(padded.reshape(n_genes, n_groups, LANES).transpose(1, 0, 2))
+    return padded
 
 
-@intrinsic
-def _walk(typingctx, weights, w_offset, row, lo, m, misses, out, o_offset):  # noqa: ANN001, ANN202
-    """The running sums of one set for ``LANES`` topics at once, as explicit LLVM vector code.
+def _make_walk(width: int):  # noqa: ANN202
+    """The walk of :func:`_walk` over ``width`` lanes (``LANES`` or ``2 * LANES``: two independent
+    vectors per hit, which hides the latency of the running sums)."""
 
-    ``weights``: flat float32 ``(..., N, LANES)``, the topics' block starting at ``w_offset``;
-    ``row[lo:lo + m]``: the set's sorted random places; ``misses[i]``: the misses before hit ``i``
-    over ``N - m`` (float32). Writes the null ES of the ``LANES`` topics to ``out[o_offset:]`` and
-    returns a bit mask of the lanes whose hit weights are all 0.
+    @intrinsic
+    def walk(typingctx, weights, w_offset, stride, row, lo, m, misses, out, o_offset):  # noqa: ANN001, ANN202
+        """The running sums of one set for ``width`` topics at once, as explicit LLVM vector code.
 
-    Pass 1 adds the hit weights in hit order (the total); pass 2 adds them again in the same order
-    and, after each hit, takes ``x = cum * (1 / total)``, ``top = max(top, x - c_i)`` and, with the
-    ``x`` before the hit, ``bottom = min(bottom, x_prev - c_i)``: the float32 operations of
-    ``gsea._null_group``, in its order (no fused multiply-add, no reassociation). numba's own loops
-    do not vectorise this reliably (its SLP vectoriser is off and the loop vectoriser gives up on
-    the lane loops), hence the hand-written vector IR.
-    """
-    sig = types.int64(weights, types.int64, row, types.int64, types.int64, misses, out, types.int64)
+        ``weights``: flat float32 ``(N, stride)``, the topics' lanes starting at ``w_offset``;
+        ``row[lo:lo + m]``: the set's sorted random places; ``misses[i]``: the misses before hit ``i``
+        over ``N - m`` (float32). Writes the null ES of the ``width`` topics to ``out[o_offset:]`` and
+        returns a bit mask of the lanes whose hit weights are all 0.
 
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-        w_arr = context.make_array(signature.args[0])(context, builder, args[0])
-        row_arr = context.make_array(signature.args[2])(context, builder, args[2])
-        mis_arr = context.make_array(signature.args[5])(context, builder, args[5])
-        out_arr = context.make_array(signature.args[6])(context, builder, args[6])
-        w_offset, lo, m, o_offset = args[1], args[3], args[4], args[7]
-        i64 = ir.IntType(64)
-        vec = ir.VectorType(ir.FloatType(), LANES)
-        w_base = builder.bitcast(builder.gep(w_arr.data, [w_offset]), vec.as_pointer())
-        zero = ir.Constant(vec, [0.0] * LANES)
-        one_i = ir.Constant(i64, 1)
-        function = builder.function
+        Pass 1 adds the hit weights in hit order (the total); pass 2 adds them again in the same order
+        and, after each hit, takes ``x = cum * (1 / total)``, ``top = max(top, x - c_i)`` and, with the
+        ``x`` before the hit, ``bottom = min(bottom, x_prev - c_i)``: the float32 operations of
+        ``gsea._null_group``, in its order (no fused multiply-add, no reassociation). numba's own loops
+        do not vectorise this reliably (its SLP vectoriser is off and the loop vectoriser gives up on
+        the lane loops), hence the hand-written vector IR.
+        """
+        sig = types.int64(weights, types.int64, types.int64, row, types.int64, types.int64, misses, out,
+                          types.int64)
 
-        def hit_weights(i):  # noqa: ANN001, ANN202
-            place = builder.load(builder.gep(row_arr.data, [builder.add(lo, i)]))
-            if place.type.width < 64:
-                place = builder.sext(place, i64)
-            return builder.load(builder.gep(w_base, [place]), align=4)
+        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+            w_arr = context.make_array(signature.args[0])(context, builder, args[0])
+            row_arr = context.make_array(signature.args[3])(context, builder, args[3])
+            mis_arr = context.make_array(signature.args[6])(context, builder, args[6])
+            out_arr = context.make_array(signature.args[7])(context, builder, args[7])
+            w_offset, stride, lo, m, o_offset = args[1], args[2], args[4], args[5], args[8]
+            i64 = ir.IntType(64)
+            vec = ir.VectorType(ir.FloatType(), width)
+            w_base = builder.gep(w_arr.data, [w_offset])
+            zero = ir.Constant(vec, [0.0] * width)
+            one_i = ir.Constant(i64, 1)
+            function = builder.function
 
-        def loop(name, start_values):  # noqa: ANN001, ANN202
-            """A counted loop over the hits: returns (i, phis, body block, exit block, close)."""
-            before = builder.block
-            head = function.append_basic_block(f"{name}_head")
-            body = function.append_basic_block(f"{name}_body")
-            done = function.append_basic_block(f"{name}_end")
-            builder.branch(head)
-            builder.position_at_end(head)
-            i = builder.phi(i64)
-            i.add_incoming(ir.Constant(i64, 0), before)
-            phis = []
-            for value in start_values:
-                phi = builder.phi(value.type)
-                phi.add_incoming(value, before)
-                phis.append(phi)
-            builder.cbranch(builder.icmp_signed("<", i, m), body, done)
-            builder.position_at_end(body)
+            def hit_weights(i):  # noqa: ANN001, ANN202
+                place = builder.load(builder.gep(row_arr.data, [builder.add(lo, i)]))
+                if place.type.width < 64:
+                    place = builder.sext(place, i64)
+                lanes = builder.gep(w_base, [builder.mul(place, stride)])
+                return builder.load(builder.bitcast(lanes, vec.as_pointer()), align=4)
 
-            def close(next_values):  # noqa: ANN001, ANN202
-                block = builder.block
-                i.add_incoming(builder.add(i, one_i), block)
-                for phi, value in zip(phis, next_values):
-                    phi.add_incoming(value, block)
+            def loop(name, start_values):  # noqa: ANN001, ANN202
+                """A counted loop over the hits: returns (i, phis, body block, exit block, close)."""
+                before = builder.block
+                head = function.append_basic_block(f"{name}_head")
+                body = function.append_basic_block(f"{name}_body")
+                done = function.append_basic_block(f"{name}_end")
                 builder.branch(head)
-                builder.position_at_end(done)
-            return i, phis, close
+                builder.position_at_end(head)
+                i = builder.phi(i64)
+                i.add_incoming(ir.Constant(i64, 0), before)
+                phis = []
+                for value in start_values:
+                    phi = builder.phi(value.type)
+                    phi.add_incoming(value, before)
+                    phis.append(phi)
+                builder.cbranch(builder.icmp_signed("<", i, m), body, done)
+                builder.position_at_end(body)
 
-        # pass 1: the total hit weight of every lane
-        i, (cum,), close = loop("total", [zero])
-        close([builder.fadd(cum, hit_weights(i))])
-        total = cum
-        flat = builder.fcmp_ordered("==", total, zero)
-        scale = builder.select(flat, zero, builder.fdiv(ir.Constant(vec, [1.0] * LANES), total))
-        # pass 2: the running sum after (top) and before (bottom) each hit
-        inf = float("inf")
-        i, (cum, prev, top, bottom), close = loop(
-            "walk", [zero, zero, ir.Constant(vec, [-inf] * LANES), ir.Constant(vec, [inf] * LANES)])
-        c = builder.load(builder.gep(mis_arr.data, [i]))
-        c = builder.insert_element(ir.Constant(vec, ir.Undefined), c, ir.Constant(ir.IntType(32), 0))
-        c = builder.shuffle_vector(c, ir.Constant(vec, ir.Undefined),
-                                   ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-        cum_next = builder.fadd(cum, hit_weights(i))
-        x = builder.fmul(cum_next, scale)
-        after = builder.fsub(x, c)
-        below = builder.fsub(prev, c)
-        top_next = builder.select(builder.fcmp_ordered(">", after, top), after, top)
-        bottom_next = builder.select(builder.fcmp_ordered("<", below, bottom), below, bottom)
-        close([cum_next, x, top_next, bottom_next])
-        value = builder.select(builder.fcmp_ordered(">", top, builder.fneg(bottom)), top, bottom)
-        target = builder.bitcast(builder.gep(out_arr.data, [o_offset]), vec.as_pointer())
-        builder.store(value, target, align=4)
-        mask = builder.bitcast(flat, ir.IntType(LANES))
-        return builder.zext(mask, i64)
+                def close(next_values):  # noqa: ANN001, ANN202
+                    block = builder.block
+                    i.add_incoming(builder.add(i, one_i), block)
+                    for phi, value in zip(phis, next_values):
+                        phi.add_incoming(value, block)
+                    builder.branch(head)
+                    builder.position_at_end(done)
+                return i, phis, close
 
-    return sig, codegen
+            # pass 1: the total hit weight of every lane
+            i, (cum,), close = loop("total", [zero])
+            close([builder.fadd(cum, hit_weights(i))])
+            total = cum
+            flat = builder.fcmp_ordered("==", total, zero)
+            scale = builder.select(flat, zero, builder.fdiv(ir.Constant(vec, [1.0] * width), total))
+            # pass 2: the running sum after (top) and before (bottom) each hit
+            inf = float("inf")
+            i, (cum, prev, top, bottom), close = loop(
+                "walk", [zero, zero, ir.Constant(vec, [-inf] * width), ir.Constant(vec, [inf] * width)])
+            c = builder.load(builder.gep(mis_arr.data, [i]))
+            c = builder.insert_element(ir.Constant(vec, ir.Undefined), c, ir.Constant(ir.IntType(32), 0))
+            c = builder.shuffle_vector(c, ir.Constant(vec, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+            cum_next = builder.fadd(cum, hit_weights(i))
+            x = builder.fmul(cum_next, scale)
+            after = builder.fsub(x, c)
+            below = builder.fsub(prev, c)
+            top_next = builder.select(builder.fcmp_ordered(">", after, top), after, top)
+            bottom_next = builder.select(builder.fcmp_ordered("<", below, bottom), below, bottom)
+            close([cum_next, x, top_next, bottom_next])
+            value = builder.select(builder.fcmp_ordered(">", top, builder.fneg(bottom)), top, bottom)
+            target = builder.bitcast(builder.gep(out_arr.data, [o_offset]), vec.as_pointer())
+            builder.store(value, target, align=4)
+            mask = builder.bitcast(flat, ir.IntType(width))
+            return builder.zext(mask, i64)
+
+        return sig, codegen
+
+    return walk
+
+
+#: ``_walk(weights, w_offset, stride, row, lo, m, misses, out, o_offset)``: see :func:`_make_walk`.
+_walk = _make_walk(LANES)
+_walk2 = _make_walk(2 * LANES)
 
 
 @numba.njit(parallel=True, **_OPTIONS)
-def null_es(weights_g, places, set_ptr, set_size, n_genes, n_topics, out, flat_count):  # pragma: no cover
+def null_es(weights_p, places, set_ptr, set_size, n_genes, n_topics, out, flat_count):  # pragma: no cover
     """Null ES of every (relabelling, set, topic of the block); see ``gsea._null_group``.
 
-    ``weights_g``: ``(G, N, LANES)`` float32 weights in ranked order (:func:`lane_groups`; only the
-    first ``n_topics`` lanes are counted in ``flat_count``); ``places``: ``(pc, nnz)`` sorted random
-    places; ``set_ptr`` / ``set_size``: each set's slice of a row of ``places``; ``out``:
-    ``(pc, n_sets, G * LANES)`` float32, filled; ``flat_count[j]``: null samples of relabelling
+    ``weights_p``: ``(N, lanes)`` float32 weights in ranked order, ``lanes`` a multiple of
+    ``LANES`` (:func:`lane_groups`; only the first ``n_topics`` lanes are counted in
+    ``flat_count``); ``places``: ``(pc, nnz)`` sorted random places; ``set_ptr`` / ``set_size``:
+    each set's slice of a row of ``places``; ``out``: ``(pc, n_sets, lanes)`` float32, filled; ``flat_count[j]``: null samples of relabelling
     ``j`` whose hits all had weight 0 (walked with equal weights).
 
-    Threads over relabellings; each set is walked by :func:`_walk`, ``LANES`` topics per vector.
+    Threads over relabellings; each set is walked by :func:`_walk`, ``LANES`` topics per vector
+    and two vectors per walk where the block has them.
     The null ES is the top maximum when it exceeds the bottom minimum in magnitude, else that minimum.
     """
     n_relabel = places.shape[0]
-    n_groups = weights_g.shape[0]
+    lanes = weights_p.shape[1]
+    n_groups = lanes // LANES
     n_sets = set_ptr.size - 1
-    lanes = n_groups * LANES
-    group_size = weights_g.shape[1] * LANES
-    flat_weights = weights_g.reshape(-1)
+    flat_weights = weights_p.reshape(-1)
     flat_out = out.reshape(-1)
     max_m = 1
     for s in range(n_sets):
@@ -194,15 +206,22 @@ def null_es(weights_g, places, set_ptr, set_size, n_genes, n_topics, out, flat_c
             for i in range(m):
                 misses[i] = np.float32(row[lo + i] - i) * step
             base = (j * n_sets + s) * lanes
-            for q in range(n_groups):
-                mask = _walk(flat_weights, q * group_size, row, lo, m, misses, flat_out, base + q * LANES)
+            q = 0
+            while q < n_groups:  # two groups of lanes per walk where there are two
+                if q + 1 < n_groups:
+                    mask = _walk2(flat_weights, q * LANES, lanes, row, lo, m, misses, flat_out, base + q * LANES)
+                    width = 2 * LANES
+                else:
+                    mask = _walk(flat_weights, q * LANES, lanes, row, lo, m, misses, flat_out, base + q * LANES)
+                    width = LANES
                 if mask != 0:  # rare: lanes whose hits all have weight 0
                     unit = _unit_es(row, lo, m, n_genes)
-                    for k in range(LANES):
+                    for k in range(width):
                         if (mask >> k) & 1:
                             out[j, s, q * LANES + k] = unit
                             if q * LANES + k < n_topics:
                                 n_flat += 1
+                q += width // LANES
         flat_count[j] = n_flat
 
 

@@ -515,8 +515,8 @@ def _null_compiled(weights, es, members, sizes, inverse, index_type, n_jobs, pro
             kb = stop - start
             weights_t = np.ascontiguousarray(weights[start:stop].T, dtype=np.float32)  # (N, kb)
             if walker is None:
-                weights_g = kernels.lane_groups(weights_t)  # (G, N, LANES)
-                lanes = weights_g.shape[0] * kernels.LANES
+                weights_p = kernels.lane_groups(weights_t)  # (N, lanes)
+                lanes = weights_p.shape[1]
             else:
                 lanes = kb
             null = buffer[:n_perm * n_sets * lanes].reshape(n_perm, n_sets, lanes)  # (P, S, lanes)
@@ -528,7 +528,7 @@ def _null_compiled(weights, es, members, sizes, inverse, index_type, n_jobs, pro
                     rows = chunk_places[p0 - q0:p1 - q0]
                     if walker is None:
                         flat = np.zeros(p1 - p0, dtype=np.int64)
-                        kernels.null_es(weights_g, rows, set_ptr, set_size, n_genes, kb, null[p0:p1], flat)
+                        kernels.null_es(weights_p, rows, set_ptr, set_size, n_genes, kb, null[p0:p1], flat)
                     else:
                         null[p0:p1], flat = walker.null_es(weights_t, rows)
                     n_null_flat += int(flat.sum())
