@@ -322,7 +322,7 @@ def _fdr_counts(nes, null, pos_scale, neg_scale, k0, k1, out):  # pragma: no cov
     kc = k1 - k0
     observed = np.empty((kc, n_sets), dtype=np.float64)
     n_obs = np.zeros(kc, dtype=np.int64)
-    n_grid = 8 * max(n_sets, 1)
+    n_grid = 16 * max(n_sets, 1)  # fine enough that a bucket rarely holds an observed value
     # below[c, b]: observed values in buckets < b; bucket n_grid (past o_max) is empty
     below = np.zeros((kc, n_grid + 2), dtype=np.int32)
     lo = np.zeros(kc, dtype=np.float64)
