@@ -70,13 +70,14 @@ def _make_walk(width: int):  # noqa: ANN202
     vectors per hit, which hides the latency of the running sums)."""
 
     @intrinsic
-    def walk(typingctx, weights, w_offset, stride, row, lo, m, misses, out, o_offset):  # noqa: ANN001, ANN202
+    def walk(typingctx, weights, w_offset, stride, row, lo, m, step, out, o_offset):  # noqa: ANN001, ANN202
         """The running sums of one set for ``width`` topics at once, as explicit LLVM vector code.
 
         ``weights``: flat float32 ``(N, stride)``, the topics' lanes starting at ``w_offset``;
-        ``row[lo:lo + m]``: the set's sorted random places; ``misses[i]``: the misses before hit ``i``
-        over ``N - m`` (float32). Writes the null ES of the ``width`` topics to ``out[o_offset:]`` and
-        returns a bit mask of the lanes whose hit weights are all 0.
+        ``row[lo:lo + m]``: the set's sorted random places; ``step``: ``1 / (N - m)`` (float32), so
+        that the misses before hit ``i`` are ``c_i = float32(row[lo + i] - i) * step``. Writes the
+        null ES of the ``width`` topics to ``out[o_offset:]`` and returns a bit mask of the lanes
+        whose hit weights are all 0.
 
         Pass 1 adds the hit weights in hit order (the total); pass 2 adds them again in the same order
         and, after each hit, takes ``x = cum * (1 / total)``, ``top = max(top, x - c_i)`` and, with the
@@ -85,15 +86,14 @@ def _make_walk(width: int):  # noqa: ANN202
         do not vectorise this reliably (its SLP vectoriser is off and the loop vectoriser gives up on
         the lane loops), hence the hand-written vector IR.
         """
-        sig = types.int64(weights, types.int64, types.int64, row, types.int64, types.int64, misses, out,
-                          types.int64)
+        sig = types.int64(weights, types.int64, types.int64, row, types.int64, types.int64, types.float32,
+                          out, types.int64)
 
         def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
             w_arr = context.make_array(signature.args[0])(context, builder, args[0])
             row_arr = context.make_array(signature.args[3])(context, builder, args[3])
-            mis_arr = context.make_array(signature.args[6])(context, builder, args[6])
             out_arr = context.make_array(signature.args[7])(context, builder, args[7])
-            w_offset, stride, lo, m, o_offset = args[1], args[2], args[4], args[5], args[8]
+            w_offset, stride, lo, m, step, o_offset = args[1], args[2], args[4], args[5], args[6], args[8]
             i64 = ir.IntType(64)
             vec = ir.VectorType(ir.FloatType(), width)
             w_base = builder.gep(w_arr.data, [w_offset])
@@ -101,12 +101,13 @@ def _make_walk(width: int):  # noqa: ANN202
             one_i = ir.Constant(i64, 1)
             function = builder.function
 
-            def hit_weights(i):  # noqa: ANN001, ANN202
+            def hit(i):  # noqa: ANN001, ANN202
+                """The place of hit ``i`` and the weights of the lanes there."""
                 place = builder.load(builder.gep(row_arr.data, [builder.add(lo, i)]))
                 if place.type.width < 64:
                     place = builder.sext(place, i64)
                 lanes = builder.gep(w_base, [builder.mul(place, stride)])
-                return builder.load(builder.bitcast(lanes, vec.as_pointer()), align=4)
+                return place, builder.load(builder.bitcast(lanes, vec.as_pointer()), align=4)
 
             def loop(name, start_values):  # noqa: ANN001, ANN202
                 """A counted loop over the hits: returns (i, phis, body block, exit block, close)."""
@@ -137,7 +138,7 @@ def _make_walk(width: int):  # noqa: ANN202
 
             # pass 1: the total hit weight of every lane
             i, (cum,), close = loop("total", [zero])
-            close([builder.fadd(cum, hit_weights(i))])
+            close([builder.fadd(cum, hit(i)[1])])
             total = cum
             flat = builder.fcmp_ordered("==", total, zero)
             scale = builder.select(flat, zero, builder.fdiv(ir.Constant(vec, [1.0] * width), total))
@@ -145,11 +146,12 @@ def _make_walk(width: int):  # noqa: ANN202
             inf = float("inf")
             i, (cum, prev, top, bottom), close = loop(
                 "walk", [zero, zero, ir.Constant(vec, [-inf] * width), ir.Constant(vec, [inf] * width)])
-            c = builder.load(builder.gep(mis_arr.data, [i]))
+            place, weights_i = hit(i)
+            c = builder.fmul(builder.sitofp(builder.sub(place, i), ir.FloatType()), step)  # c_i, float32
             c = builder.insert_element(ir.Constant(vec, ir.Undefined), c, ir.Constant(ir.IntType(32), 0))
             c = builder.shuffle_vector(c, ir.Constant(vec, ir.Undefined),
                                        ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
-            cum_next = builder.fadd(cum, hit_weights(i))
+            cum_next = builder.fadd(cum, weights_i)
             x = builder.fmul(cum_next, scale)
             after = builder.fsub(x, c)
             below = builder.fsub(prev, c)
@@ -167,7 +169,7 @@ def _make_walk(width: int):  # noqa: ANN202
     return walk
 
 
-#: ``_walk(weights, w_offset, stride, row, lo, m, misses, out, o_offset)``: see :func:`_make_walk`.
+#: ``_walk(weights, w_offset, stride, row, lo, m, step, out, o_offset)``: see :func:`_make_walk`.
 _walk = _make_walk(LANES)
 _walk2 = _make_walk(2 * LANES)
 
@@ -192,27 +194,21 @@ def null_es(weights_p, places, set_ptr, set_size, n_genes, n_topics, out, flat_c
     n_sets = set_ptr.size - 1
     flat_weights = weights_p.reshape(-1)
     flat_out = out.reshape(-1)
-    max_m = 1
-    for s in range(n_sets):
-        max_m = max(max_m, set_size[s])
     for j in numba.prange(n_relabel):
-        misses = np.empty(max_m, dtype=np.float32)
         n_flat = 0
         row = places[j]
         for s in range(n_sets):
             lo = set_ptr[s]
             m = set_size[s]
             step = np.float32(1.0 / (n_genes - m))
-            for i in range(m):
-                misses[i] = np.float32(row[lo + i] - i) * step
             base = (j * n_sets + s) * lanes
             q = 0
             while q < n_groups:  # two groups of lanes per walk where there are two
                 if q + 1 < n_groups:
-                    mask = _walk2(flat_weights, q * LANES, lanes, row, lo, m, misses, flat_out, base + q * LANES)
+                    mask = _walk2(flat_weights, q * LANES, lanes, row, lo, m, step, flat_out, base + q * LANES)
                     width = 2 * LANES
                 else:
-                    mask = _walk(flat_weights, q * LANES, lanes, row, lo, m, misses, flat_out, base + q * LANES)
+                    mask = _walk(flat_weights, q * LANES, lanes, row, lo, m, step, flat_out, base + q * LANES)
                     width = LANES
                 if mask != 0:  # rare: lanes whose hits all have weight 0
                     unit = _unit_es(row, lo, m, n_genes)
