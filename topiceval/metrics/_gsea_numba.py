@@ -318,8 +318,9 @@ def _fdr_counts(nes, null, pos_scale, neg_scale, k0, k1, out):  # pragma: no cov
     kc = k1 - k0
     observed = np.empty((kc, n_sets), dtype=np.float64)
     n_obs = np.zeros(kc, dtype=np.int64)
-    n_grid = 16 * max(n_sets, 1)  # fine enough that a bucket rarely holds an observed value
-    # below[c, b]: observed values in buckets < b; bucket n_grid (past o_max) is empty
+    n_grid = 32 * max(n_sets, 1)  # fine enough that a bucket rarely holds an observed value
+    # below[c, b]: observed values in buckets < b (as -1 - below[c, b] when bucket b holds some);
+    # bucket n_grid (past o_max) is empty
     below = np.zeros((kc, n_grid + 2), dtype=np.int32)
     lo = np.zeros(kc, dtype=np.float64)
     hi = np.zeros(kc, dtype=np.float64)
@@ -342,6 +343,9 @@ def _fdr_counts(nes, null, pos_scale, neg_scale, k0, k1, out):  # pragma: no cov
             while i < t and min(int((observed[c, i] - lo[c]) * inv_width[c]), n_grid - 1) < b:
                 i += 1
             below[c, b] = i
+        for b in range(n_grid + 1):  # buckets that hold observed values: stored as -1 - below
+            if below[c, b + 1] > below[c, b]:
+                below[c, b] = -below[c, b] - 1
     counts = np.zeros((kc, n_sets + 1), dtype=np.int64)  # null values counted at t
     n_null = np.zeros(kc, dtype=np.int64)
     n_null_neg = np.zeros(kc, dtype=np.int64)
@@ -375,14 +379,10 @@ def _fdr_counts(nes, null, pos_scale, neg_scale, k0, k1, out):  # pragma: no cov
                 y = (x - low) * scale
                 b = 0 if y < 0 else (n_grid if y >= n_grid else int(y))
                 t = below[c, b]
-                end = below[c, b + 1]
-                # observed values in x's bucket: the first compared without a branch (buckets
-                # hold 0 or 1 observed value as a rule), any further ones in a loop (no array
-                # views in this loop: each would cost a reference count)
-                o = observed[c, min(t, n_sets - 1)]
-                step = (t < end) & ((o < x) | (positive & (o == x)))
-                t += step
-                if step and t < end:
+                if t < 0:  # rare: observed values in x's bucket, compared one by one (no array
+                    t = -t - 1  # views in this loop: each would cost a reference count)
+                    end = below[c, b + 1]
+                    end = -end - 1 if end < 0 else end
                     while t < end and (observed[c, t] < x or (positive and observed[c, t] == x)):
                         t += 1
                 counts[c, t] += 1
