@@ -349,9 +349,9 @@ def _fdr_counts(nes, null, pos_scale, neg_scale, k0, k1, out):  # pragma: no cov
     counts = np.zeros((kc, n_sets + 1), dtype=np.int64)  # null values counted at t
     n_null = np.zeros(kc, dtype=np.int64)
     n_null_neg = np.zeros(kc, dtype=np.int64)
-    # a few permutations at a time: normalise them into one row per topic, then count each
-    # topic's row with its own tables (which then stay in cache)
-    tile = 8
+    # a tile of permutations at a time (a buffer of at most 8 MB): normalise them into one row per
+    # topic, then count each topic's row with its own tables (which then stay in cache)
+    tile = max(1, min(64, (1 << 23) // max(kc * n_sets * 4, 1)))
     buffer = np.empty((kc, tile * n_sets), dtype=np.float32)
     for p0 in range(0, n_perm, tile):
         p1 = min(n_perm, p0 + tile)
