@@ -294,3 +294,20 @@ def test_evaluate_passes_the_device_and_records_it_as_runtime(yan_genes, reactom
     assert "gsea_device" not in result.config["options"]
     with pytest.raises(InputError, match="device must be"):
         quiet(evaluate, outputs, reactome, metrics="gsea", gsea_n_perm=50, gsea_device="tpu")
+
+
+def test_more_genes_than_int16_places_equal_the_reference(monkeypatch):
+    """40,000 genes: the random places are int32 (the kernels' other specialisation)."""
+    from topiceval.gene_sets import GeneSets
+
+    rng = np.random.default_rng(4)
+    genes = [f"G{i}" for i in range(40_000)]
+    sets = GeneSets.from_dict({f"s{j}": list(rng.choice(genes, size=int(rng.integers(15, 60)), replace=False))
+                               for j in range(30)})
+    values = rng.gamma(2.0, size=(3, len(genes)))
+    ours = quiet(prerank_gsea, values, genes, sets, n_perm=40, seed=1)
+    with_backend(monkeypatch, ("numpy", None))
+    reference = quiet(prerank_gsea, values, genes, sets, n_perm=40, seed=1)
+    np.testing.assert_array_equal(ours["pval"], reference["pval"])
+    np.testing.assert_array_equal(ours["fdr"], reference["fdr"])
+    np.testing.assert_allclose(ours["nes"], reference["nes"], rtol=1e-6)
