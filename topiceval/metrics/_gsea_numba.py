@@ -181,12 +181,13 @@ def null_es(weights_p, places, set_ptr, set_size, n_genes, n_topics, out, flat_c
     ``weights_p``: ``(N, lanes)`` float32 weights in ranked order, ``lanes`` a multiple of
     ``LANES`` (:func:`lane_groups`; only the first ``n_topics`` lanes are counted in
     ``flat_count``); ``places``: ``(pc, nnz)`` sorted random places; ``set_ptr`` / ``set_size``:
-    each set's slice of a row of ``places``; ``out``: ``(pc, n_sets, lanes)`` float32, filled; ``flat_count[j]``: null samples of relabelling
-    ``j`` whose hits all had weight 0 (walked with equal weights).
+    each set's slice of a row of ``places``; ``out``: ``(pc, n_sets, lanes)`` float32, filled;
+    ``flat_count[j]``: null samples of relabelling ``j`` whose hits all had weight 0 (walked with
+    equal weights).
 
     Threads over relabellings; each set is walked by :func:`_walk`, ``LANES`` topics per vector
-    and two vectors per walk where the block has them.
-    The null ES is the top maximum when it exceeds the bottom minimum in magnitude, else that minimum.
+    and two vectors per walk where the block has them. The null ES is the top maximum when it
+    exceeds the bottom minimum in magnitude, else that minimum.
     """
     n_relabel = places.shape[0]
     lanes = weights_p.shape[1]
@@ -205,10 +206,12 @@ def null_es(weights_p, places, set_ptr, set_size, n_genes, n_topics, out, flat_c
             q = 0
             while q < n_groups:  # two groups of lanes per walk where there are two
                 if q + 1 < n_groups:
-                    mask = _walk2(flat_weights, q * LANES, lanes, row, lo, m, step, flat_out, base + q * LANES)
+                    mask = _walk2(flat_weights, q * LANES, lanes, row, lo, m, step, flat_out,
+                                  base + q * LANES)
                     width = 2 * LANES
                 else:
-                    mask = _walk(flat_weights, q * LANES, lanes, row, lo, m, step, flat_out, base + q * LANES)
+                    mask = _walk(flat_weights, q * LANES, lanes, row, lo, m, step, flat_out,
+                                 base + q * LANES)
                     width = LANES
                 if mask != 0:  # rare: lanes whose hits all have weight 0
                     unit = _unit_es(row, lo, m, n_genes)
@@ -360,7 +363,8 @@ def _fdr_counts(nes, null, pos_scale, neg_scale, k0, k1, out):  # pragma: no cov
             for s in range(n_sets):
                 for c in range(kc):
                     raw = null[p, s, k0 + c]
-                    buffer[c, n_values] = raw / pos_scale[s, k0 + c] if raw >= 0 else raw / neg_scale[s, k0 + c]
+                    k = k0 + c
+                    buffer[c, n_values] = raw / pos_scale[s, k] if raw >= 0 else raw / neg_scale[s, k]
                 n_values += 1
         for c in range(kc):
             low = lo[c]
