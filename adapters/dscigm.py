@@ -115,8 +115,11 @@ DEFAULTS: dict[str, Any] = {
     "n_samples": 50,
     "shape_max": 10.0,
     "top_kl_weight": 0.0,
-    "prior": None,  # None (dense encoder) or a gene-set collection, e.g. "reactome"
+    "prior": None,  # None (dense encoder), "authors" (their hierarchy, from prior_dir) or a gene-set collection
+    "prior_dir": None,  # prior="authors": the authors' datasets/ folder (two .pkl files, STRING links)
+    "prior_string": True,  # prior="authors": connect genes to their STRING neighbours' gene nodes
     "prior_min_genes": 5,
+    "mask_init": "auto",  # masked layers' initial weights: "fan_in", "authors"; "auto": "authors" with prior="authors"
     "encoder_log1p": "auto",  # "auto": log1p for integer (count) input; True / False
     "output_layer": 0,
     "threads": default_threads(),
@@ -176,7 +179,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         ``model.json`` (read back with :meth:`topiceval.models.dscigm.DSCIGM.load`).
     """
     import_extra("torch", EXTRA, "dscigm")
-    from topiceval.models.dscigm import DSCIGM, DSCIGMConfig, TrainingOptions, pathway_mask
+    from topiceval.models.dscigm import DSCIGM, DSCIGMConfig, TrainingOptions, pathway_mask, read_hierarchical_prior
 
     options = parse_options(params.options, DEFAULTS, "dscigm")
     n_topics = check_positive_int(params.n_topics or DEFAULT_TOPICS, "n_topics", 2)
@@ -193,13 +196,40 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     data = model_input(adata, params.layer, default=None, model="dscigm", needs="non-negative values")
     genes = gene_names(adata)
 
-    mask = None
+    mask: Any = None
     pathways: tuple[str, ...] = ()
     prior_info: dict[str, Any] | None = None
     prior = options["prior"]
     if isinstance(prior, str) and prior.strip().lower() in ("", "none", "null", "dense"):
         prior = None
-    if prior is not None:
+    hierarchical = isinstance(prior, str) and prior.strip().lower() == "authors"
+    mask_init = str(options["mask_init"]).strip().lower()
+    if mask_init == "auto":
+        mask_init = "authors" if hierarchical else "fan_in"
+    if mask_init not in ("fan_in", "authors"):
+        raise InputError(f"dscigm: mask_init must be 'auto', 'fan_in' or 'authors', got {options['mask_init']!r}")
+    if hierarchical:
+        prior = "authors"
+        if not options["prior_dir"]:
+            raise InputError("dscigm: prior='authors' needs prior_dir, the authors' datasets/ folder "
+                             "(hierarchical_prior_knowledge_layer.pkl, hierarchical_prior_knowledge_edge.pkl, "
+                             "9606.protein.links.v11.5_700.txt)")
+        tree = read_hierarchical_prior(options["prior_dir"],
+                                       string_links=_flag(options["prior_string"], True, "prior_string"))
+        if len(tree.sizes) != n_layers:
+            raise InputError(f"dscigm: the prior in {tree.source} has {len(tree.sizes)} levels; "
+                             f"prior='authors' needs n_layers = {len(tree.sizes)}, got {n_layers}")
+        mask = tree.masks(genes)
+        hidden = tree.sizes
+        pathways = tuple(tree.levels[-1])
+        connected = int((mask[0].getnnz(axis=1) > 0).sum())
+        if connected == 0:
+            raise InputError(f"dscigm: none of the {len(genes)} genes is a gene node of the prior in {tree.source} "
+                             "(wrong species or identifiers)")
+        prior_info = {"source": tree.source, "kind": "hierarchy", "sizes": list(hidden),
+                      "string_links": len(tree.links), "n_genes_covered": connected,
+                      "connections": [int(m.nnz) for m in mask]}
+    elif prior is not None:
         built = pathway_mask(genes, prior, min_genes=check_positive_int(options["prior_min_genes"], "prior_min_genes"))
         mask, pathways = built.mask, tuple(built.pathways)
         hidden = (built.n_pathways, *hidden[1:])
@@ -212,6 +242,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         shape_max=float(options["shape_max"]), top_kl_weight=float(options["top_kl_weight"]),
         encoder_log1p=_flag(options["encoder_log1p"], data.integer, "encoder_log1p"),
         euler_gamma=float(options["euler_gamma"]), pathways=pathways,
+        masked_layers=(n_layers if hierarchical else 1) if pathways else 0, mask_init=mask_init,
     )
     training = TrainingOptions(
         epochs=epochs, batch_size=check_positive_int(options["batch_size"], "batch_size"),
@@ -228,6 +259,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         topic_gene = model.topic_gene(output_layer)
     fitted = time.perf_counter()
 
+    variant = "hierarchy-masked" if hierarchical else "pathway-masked" if prior is not None else "dense"
     outputs = TopicOutputs(
         topic_gene=topic_gene,
         gene_names=genes,
@@ -235,15 +267,16 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         cell_embedding=np.concatenate(thetas, axis=1),
         name="dscigm",
         metadata={"model": "dscigm", "seed": params.seed, "input": data.source,
-                  "variant": "pathway-masked" if prior is not None else "dense"},
+                  "variant": variant},
     )
     hyper = {
         "n_topics": n_topics, "epochs": epochs, "seed": params.seed, "input": data.source,
-        "variant": "pathway-masked" if prior is not None else "dense",
-        **{k: v for k, v in options.items() if k not in ("progress", "hidden_sizes", "encoder_log1p", "drop_last")},
+        "variant": variant,
+        **{k: v for k, v in options.items()
+           if k not in ("progress", "hidden_sizes", "encoder_log1p", "drop_last", "mask_init")},
         "drop_last": training.drop_last, "theta_estimate": estimate,
         "prior": None if prior is None else str(prior),
-        "hidden_sizes": list(hidden), "encoder_log1p": config.encoder_log1p,
+        "hidden_sizes": list(hidden), "encoder_log1p": config.encoder_log1p, "mask_init": mask_init,
     }
     last = model.history[-1] if model.history else {}
     info = {"fit_s": fitted - started, "final_loss": last.get("loss"), "final_nll": last.get("nll"),
