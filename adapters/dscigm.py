@@ -121,6 +121,7 @@ DEFAULTS: dict[str, Any] = {
     "prior_min_genes": 5,
     "mask_init": "auto",  # masked layers' initial weights: "fan_in", "authors"; "auto": "authors" with prior="authors"
     "encoder_log1p": "auto",  # "auto": log1p for integer (count) input; True / False
+    "encoder_center": False,  # subtract each gene's mean encoder input (keeps the dense encoder from collapsing)
     "output_layer": 0,
     "threads": default_threads(),
     "progress": None,
@@ -241,6 +242,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         n_samples=check_positive_int(options["n_samples"], "n_samples"),
         shape_max=float(options["shape_max"]), top_kl_weight=float(options["top_kl_weight"]),
         encoder_log1p=_flag(options["encoder_log1p"], data.integer, "encoder_log1p"),
+        encoder_center=_flag(options["encoder_center"], False, "encoder_center"),
         euler_gamma=float(options["euler_gamma"]), pathways=pathways,
         masked_layers=(n_layers if hierarchical else 1) if pathways else 0, mask_init=mask_init,
     )
@@ -273,10 +275,11 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         "n_topics": n_topics, "epochs": epochs, "seed": params.seed, "input": data.source,
         "variant": variant,
         **{k: v for k, v in options.items()
-           if k not in ("progress", "hidden_sizes", "encoder_log1p", "drop_last", "mask_init")},
+           if k not in ("progress", "hidden_sizes", "encoder_log1p", "encoder_center", "drop_last", "mask_init")},
         "drop_last": training.drop_last, "theta_estimate": estimate,
         "prior": None if prior is None else str(prior),
-        "hidden_sizes": list(hidden), "encoder_log1p": config.encoder_log1p, "mask_init": mask_init,
+        "hidden_sizes": list(hidden), "encoder_log1p": config.encoder_log1p,
+        "encoder_center": config.encoder_center, "mask_init": mask_init,
     }
     last = model.history[-1] if model.history else {}
     info = {"fit_s": fitted - started, "final_loss": last.get("loss"), "final_nll": last.get("nll"),

@@ -107,6 +107,10 @@ class DSCIGMConfig:
         Weight of the top layer's KL against ``Gamma(1, 1)`` (authors' script: 0; the ELBO: 1).
     encoder_log1p
         Feed ``log1p(x)`` to the encoder (for raw counts); the likelihood always scores ``x``.
+    encoder_center
+        Subtract each gene's mean over the training cells from the encoder input (after
+        ``log1p``); the likelihood always scores ``x``. Off in the authors' code; it keeps the
+        dense encoder from collapsing (see :mod:`topiceval.adapters.dscigm`).
     euler_gamma
         The Euler-Mascheroni constant in the KL (authors: ``0.5772`` as float32, the default).
     pathways
@@ -128,6 +132,7 @@ class DSCIGMConfig:
     shape_max: float = 10.0
     top_kl_weight: float = 0.0
     encoder_log1p: bool = False
+    encoder_center: bool = False
     euler_gamma: float = AUTHORS_EULER_GAMMA
     pathways: tuple[str, ...] = field(default=())
     masked_layers: int | None = None
@@ -305,6 +310,8 @@ class DeepWeibullTopicModel(nn.Module):
         self.scale_heads = nn.ModuleList(
             [nn.Linear(hidden[t] + (sizes[t] if t < top else 0), sizes[t]) for t in range(config.n_layers)])
         self.gene_embedding = nn.Parameter(torch.randn(config.n_genes, config.embed_size) * 0.05)
+        if config.encoder_center:  # set by DSCIGM.fit: the training cells' mean encoder input
+            self.register_buffer("input_offset", torch.zeros(config.n_genes))
         self.topic_embeddings = nn.ParameterList(
             [nn.Parameter(torch.randn(k, config.embed_size) * 0.05) for k in sizes])
 

@@ -123,7 +123,20 @@ class DSCIGM:
 
     # ------------------------------------------------------------------ training
     def _encoder_input(self, block: torch.Tensor) -> torch.Tensor:
-        return torch.log1p(block) if self.config.encoder_log1p else block
+        block = torch.log1p(block) if self.config.encoder_log1p else block
+        return block - self.network.input_offset if self.config.encoder_center else block
+
+    def _set_input_offset(self, x: np.ndarray | sp.csr_matrix) -> None:
+        """The training cells' mean encoder input per gene (``encoder_center``)."""
+        if sp.issparse(x):
+            values = x.copy()
+            if self.config.encoder_log1p:
+                values.data = np.log1p(values.data)
+            mean = np.asarray(values.mean(axis=0), dtype=np.float64).reshape(-1)
+        else:
+            mean = (np.log1p(x) if self.config.encoder_log1p else x).mean(axis=0, dtype=np.float64)
+        with torch.no_grad():
+            self.network.input_offset.copy_(torch.from_numpy(mean.astype(np.float32)))
 
     def fit(self, x: np.ndarray | sp.spmatrix, options: TrainingOptions | None = None, *, seed: int = 0) -> DSCIGM:
         """Train on ``x`` ``(n_cells, n_genes)`` (non-negative; CSR stays sparse between batches).
@@ -145,6 +158,8 @@ class DSCIGM:
         if options.drop_last and n_cells < options.batch_size:
             raise InputError(f"{n_cells} cells are fewer than one batch of {options.batch_size} and the last "
                              "partial batch is dropped: lower batch_size or set drop_last=False")
+        if self.config.encoder_center:
+            self._set_input_offset(x)
         rng = np.random.default_rng(seed)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         step = TrainingStep(self.network, options)
