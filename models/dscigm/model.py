@@ -25,9 +25,10 @@ Loss per cell: Poisson negative log-likelihood of ``x`` + sum over layers of
 ``KL(Weibull(k_t, lambda_t) || Gamma(Phi_{t+1} theta_{t+1}, 1))``; the top layer's KL against
 ``Gamma(1, 1)`` is weighted by ``top_kl_weight`` (the authors' released script uses 0).
 
-The encoder's first layer is dense (the variant "without prior knowledge" the paper evaluates),
-or masked by a gene -> pathway matrix (:mod:`.prior`), a layer of one unit per pathway whose
-weights from genes outside the pathway are fixed at zero.
+The encoder is dense (the variant "without prior knowledge" the paper evaluates), or its first
+layer is masked by a gene -> pathway matrix (:mod:`.prior`: one unit per pathway, whose weights
+from genes outside the pathway are fixed at zero), or every layer is masked by the authors'
+hierarchy (input genes -> gene nodes -> five Reactome levels, their released setting).
 
 Correspondence with the authors' released code (nbnbhwyy/d-scIGM, ``model/model.py``,
 ``model/utils.py``), checked by ``benchmarks/bench_dscigm.py`` (same weights, same uniform noise,
@@ -46,10 +47,13 @@ Remaining differences, none active in ordinary training:
 * ``lgamma`` of the gamma prior's shape is taken at ``max(shape, 1e-30)`` (the authors: no floor;
   they differ only once a shape underflows to 0, where theirs is infinite);
 * the authors' modules also hold unused BatchNorm layers, which are left out;
-* the masked variant differs more (it is not what the check covers): one masked layer from a flat
-  gene-set collection instead of their five-level Reactome hierarchy with STRING neighbours, and
-  :class:`MaskedLinear` rescales its initial weights to each unit's real fan-in (their
-  ``CustomizedLinear`` draws ``U(+-1/sqrt(n_genes))`` and zeroes the masked entries).
+* masked layers (:class:`MaskedLinear`) store only their connections, where the authors'
+  ``CustomizedLinear`` multiplies a dense weight by the mask: the same function, gradients and
+  Adam steps (masked entries get zero gradient there and never move), up to summation order.
+  With the authors' hierarchy (``masked_layers`` = all, ``mask_init="authors"``) the layers are
+  theirs; ``benchmarks/bench_dscigm.py --check --masked`` compares the masks built from their
+  files and the step as above. A flat gene-set collection masks the first layer only, with
+  ``mask_init="fan_in"`` by default (initial weights scaled to each unit's real fan-in).
 """
 
 from __future__ import annotations
