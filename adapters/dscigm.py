@@ -29,13 +29,29 @@ Defaults follow the authors' released code (nbnbhwyy/d-scIGM, ``model/main.py``,
 Variants:
 
 * dense encoder (default, ``prior=None``): the paper's evaluation setting "without prior
-  knowledge". The authors' released code only has the masked encoder; the dense one takes their
-  widths;
+  knowledge", which the authors' released code does not contain; it takes their widths with
+  dense layers and feeds the input as their code does (as it is). On Yan it collapses (below):
+  every input is non-negative, so Adam's first steps (each weight moves by about the learning
+  rate, 1e-2, mostly in one direction per unit) shift every unit's pre-activation by about
+  ``lr x`` a cell's summed input (about 2500 on Yan), the same way for every cell; within one
+  epoch all first-layer ``tanh`` units saturate at the same sign for every cell and the encoder's
+  output no longer depends on the cell. The scE2TM paper reports the same symptoms for d-scIGM
+  (very low IP, TD near 0.1). ``encoder_center=True`` subtracts each gene's training mean from
+  the encoder input, which removes the common shift (cells keep distinct codes: at 100 epochs
+  12 topics, IP 0.822 for seed 0, but 6, 0.667 for seed 1); an option, not the default (the
+  evidence is in ``docs/models.md``);
+* ``prior="authors"`` with ``prior_dir=PATH`` (the authors' ``datasets/`` folder: their two
+  ``hierarchical_prior_knowledge_*.pkl`` files and ``9606.protein.links.v11.5_700.txt``): their
+  released setting, every encoder layer masked as their ``model/model.py`` builds it (input gene
+  -> gene node iff the same symbol or a STRING link, then gene nodes -> 1387 -> 1066 -> 447 ->
+  147 -> 26 Reactome pathways by their hierarchy's edges), their ``CustomizedLinear`` init
+  (``mask_init="authors"``). The pickles are read without running anything in them
+  (:func:`~topiceval.models.dscigm.read_hierarchical_prior`). ``prior_string=false`` connects
+  each gene to its own node only, for a folder without the STRING file;
 * ``prior="reactome"`` (or any gene-set collection :func:`topiceval.gene_sets.load` accepts): the
   first encoder layer has one unit per pathway holding ``prior_min_genes`` or more model genes and
-  connects only the pathway's genes. The authors stack five levels of the Reactome hierarchy and
-  add STRING neighbours to the gene layer; a GMT collection is flat, so here only the first
-  layer is masked and the layers above it are dense.
+  connects only the pathway's genes; a GMT collection is flat, so only the first layer is masked
+  and the layers above it are dense.
 
 Outputs:
 
@@ -49,12 +65,13 @@ Outputs:
 * ``cell_embedding`` = the unnormalised ``theta`` of all layers side by side
   ``(n_cells, sum K_t)``, the authors' cell representation (their ``*_embedding.csv``).
 
-Reproduction (Yan, the authors' released run: 15 argmax topics, IP 0.811 on layer 0, from their
-released code, which has only the pathway-masked encoder): at 500 epochs the dense default
-collapses onto one or two topics (seed 0: 2, IP 0.467; seed 1: 1, IP 0.333), while
-``prior="reactome"`` spreads the cells as theirs for two of three seeds (17 topics, IP 0.878;
-6, 0.578; 20, 0.833 for seeds 0, 1, 2); see the README.
-The dense default stays the paper's prior-free setting.
+Reproduction (Yan, the authors' released run: 15 argmax topics, IP 0.811 on layer 0):
+``topiceval train dscigm --data yan.h5ad --seed S`` at 500 epochs, the authors' hierarchy
+(``--set prior=authors --set prior_dir=d-scIGM/datasets --set prior_string=false``; the STRING
+file was not available here) gives 22 / 18 / 17 argmax topics and IP 0.856 / 0.856 / 0.844 for
+seeds 0 / 1 / 2; the dense default collapses (seed 0: 2 topics, IP 0.467; seed 1: 1 topic, IP
+0.333), ``prior="reactome"`` meets the bar for two seeds of three (17, 0.878; 6, 0.578; 20,
+0.833). See ``docs/models.md``.
 
 Differences from the authors' code that remain: a step with a non-finite loss is skipped (theirs
 checks one parameter for NaN); cells are shuffled by a numpy generator; the KL floors the gamma
