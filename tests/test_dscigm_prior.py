@@ -165,3 +165,33 @@ def test_adapter_trains_on_the_hierarchy(tmp_path: Path):
         dscigm.train(adata, TrainParams(n_topics=3, epochs=1, options={**options, "n_layers": 3}))
     with pytest.raises(InputError, match="needs prior_dir"):
         dscigm.train(adata, TrainParams(n_topics=3, epochs=1, options={**options, "prior_dir": None}))
+
+
+def test_masked_layers_same_numbers_for_any_thread_count_and_old_weights_load(tmp_path: Path):
+    tree = read_hierarchical_prior(_write_prior(tmp_path / "prior"))
+    masks = tree.masks(GENES)
+    config = DSCIGMConfig(n_genes=len(GENES), topic_sizes=(3, 3, 2, 2), hidden_sizes=tree.sizes,
+                          embed_size=4, n_samples=2, pathways=tuple(tree.levels[-1]), masked_layers=4,
+                          mask_init="authors")
+    x = np.random.default_rng(2).poisson(2.0, size=(24, len(GENES))).astype(np.float32)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            model = DSCIGM(config, GENES, masks, seed=3)
+            model.fit(x, TrainingOptions(epochs=2, batch_size=8, progress=False), seed=3)
+            runs.append(model.transform(x)[0])
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    # a state dict holding a dense masked weight (as topiceval 0.1 saved it) loads into the connections
+    layer = model.network.encoder[1]
+    state = model.network.state_dict()
+    dense = layer.weight.detach().clone()
+    state.pop("encoder.1.values")
+    state["encoder.1.weight"] = dense
+    state["encoder.1.mask"] = layer.mask.clone()
+    fresh = DSCIGM(config, GENES, masks, seed=9)
+    fresh.network.load_state_dict(state)
+    assert torch.equal(fresh.network.encoder[1].weight, dense)
