@@ -178,6 +178,24 @@ def _flag(value: Any, auto: bool, name: str) -> bool:
     return bool(value)
 
 
+def _prior_hashes(folder: str | None, string_links: bool) -> dict[str, str]:
+    """sha256 of each prior file read (provenance of a ``prior="authors"`` run)."""
+    import hashlib
+    from pathlib import Path
+
+    from topiceval.models.dscigm.prior import HIERARCHY_EDGES_FILE, HIERARCHY_LEVELS_FILE, STRING_LINKS_FILE
+
+    names = [HIERARCHY_LEVELS_FILE, HIERARCHY_EDGES_FILE] + ([STRING_LINKS_FILE] if string_links else [])
+    out = {}
+    for name in names:
+        digest = hashlib.sha256()
+        with open(Path(str(folder)) / name, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out[name] = digest.hexdigest()
+    return out
+
+
 def train(adata: AnnData, params: TrainParams) -> TrainResult:
     """Registry trainer: train d-scIGM on ``adata`` (see the module docstring).
 
@@ -245,6 +263,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
             raise InputError(f"dscigm: none of the {len(genes)} genes is a gene node of the prior in {tree.source} "
                              "(wrong species or identifiers)")
         prior_info = {"source": tree.source, "kind": "hierarchy", "sizes": list(hidden),
+                      "sha256": _prior_hashes(tree.source, _flag(options["prior_string"], True, "prior_string")),
                       "string_links": len(tree.links), "n_genes_covered": connected,
                       "connections": [int(m.nnz) for m in mask]}
     elif prior is not None:

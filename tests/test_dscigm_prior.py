@@ -158,6 +158,10 @@ def test_adapter_trains_on_the_hierarchy(tmp_path: Path):
     assert info["kind"] == "hierarchy" and info["sizes"] == [6, 4, 3, 2]
     assert info["connections"] == [int(m.sum()) for m in _expected_masks(True)]
     assert info["n_genes_covered"] == 5  # X3 has no node
+    import hashlib
+
+    assert info["sha256"] == {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+                              for name in (HIERARCHY_LEVELS_FILE, HIERARCHY_EDGES_FILE, STRING_LINKS_FILE)}
     assert result.hyperparameters["variant"] == "hierarchy-masked"
     assert result.hyperparameters["mask_init"] == "authors"
     assert result.outputs.cell_topic.shape == (40, 3)
