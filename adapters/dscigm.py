@@ -38,8 +38,9 @@ Variants:
   output no longer depends on the cell. The scE2TM paper reports the same symptoms for d-scIGM
   (very low IP, TD near 0.1). ``encoder_center=True`` subtracts each gene's training mean from
   the encoder input, which removes the common shift (cells keep distinct codes: at 100 epochs
-  12 topics, IP 0.822 for seed 0, but 6, 0.667 for seed 1); an option, not the default (the
-  evidence is in ``docs/models.md``);
+  12 topics, IP 0.822 for seed 0, but 6, 0.667 for seed 1; with compact widths at 500 epochs
+  13 / 15 / 11 topics, IP 0.700 / 0.800 / 0.867 for seeds 0 / 1 / 2, where compact widths alone
+  collapse); an option, not the default (the evidence is in ``docs/models.md``);
 * ``prior="authors"`` with ``prior_dir=PATH`` (the authors' ``datasets/`` folder: their two
   ``hierarchical_prior_knowledge_*.pkl`` files and ``9606.protein.links.v11.5_700.txt``): their
   released setting, every encoder layer masked as their ``model/model.py`` builds it (input gene
