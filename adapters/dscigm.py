@@ -29,13 +29,30 @@ Defaults follow the authors' released code (nbnbhwyy/d-scIGM, ``model/main.py``,
 Variants:
 
 * dense encoder (default, ``prior=None``): the paper's evaluation setting "without prior
-  knowledge". The authors' released code only has the masked encoder; the dense one takes their
-  widths;
+  knowledge", which the authors' released code does not contain; it takes their widths with
+  dense layers and feeds the input as their code does (as it is). On Yan it collapses (below):
+  every input is non-negative, so Adam's first steps (each weight moves by about the learning
+  rate, 1e-2, mostly in one direction per unit) shift every unit's pre-activation by about
+  ``lr x`` a cell's summed input (about 2500 on Yan), the same way for every cell; within one
+  epoch all first-layer ``tanh`` units saturate at the same sign for every cell and the encoder's
+  output no longer depends on the cell. The scE2TM paper reports the same symptoms for d-scIGM
+  (very low IP, TD near 0.1). ``encoder_center=True`` subtracts each gene's training mean from
+  the encoder input, which removes the common shift (cells keep distinct codes: at 100 epochs
+  12 topics, IP 0.822 for seed 0, but 6, 0.667 for seed 1; with compact widths at 500 epochs
+  13 / 15 / 11 topics, IP 0.700 / 0.800 / 0.867 for seeds 0 / 1 / 2, where compact widths alone
+  collapse); an option, not the default (the evidence is in ``docs/models.md``);
+* ``prior="authors"`` with ``prior_dir=PATH`` (the authors' ``datasets/`` folder: their two
+  ``hierarchical_prior_knowledge_*.pkl`` files and ``9606.protein.links.v11.5_700.txt``): their
+  released setting, every encoder layer masked as their ``model/model.py`` builds it (input gene
+  -> gene node iff the same symbol or a STRING link, then gene nodes -> 1387 -> 1066 -> 447 ->
+  147 -> 26 Reactome pathways by their hierarchy's edges), their ``CustomizedLinear`` init
+  (``mask_init="authors"``). The pickles are read without running anything in them
+  (:func:`~topiceval.models.dscigm.read_hierarchical_prior`). ``prior_string=false`` connects
+  each gene to its own node only, for a folder without the STRING file;
 * ``prior="reactome"`` (or any gene-set collection :func:`topiceval.gene_sets.load` accepts): the
   first encoder layer has one unit per pathway holding ``prior_min_genes`` or more model genes and
-  connects only the pathway's genes. The authors stack five levels of the Reactome hierarchy and
-  add STRING neighbours to the gene layer; a GMT collection is flat, so here only the first
-  layer is masked and the layers above it are dense.
+  connects only the pathway's genes; a GMT collection is flat, so only the first layer is masked
+  and the layers above it are dense.
 
 Outputs:
 
@@ -49,12 +66,13 @@ Outputs:
 * ``cell_embedding`` = the unnormalised ``theta`` of all layers side by side
   ``(n_cells, sum K_t)``, the authors' cell representation (their ``*_embedding.csv``).
 
-Reproduction (Yan, the authors' released run: 15 argmax topics, IP 0.811 on layer 0, from their
-released code, which has only the pathway-masked encoder): at 500 epochs the dense default
-collapses onto one or two topics (seed 0: 2, IP 0.467; seed 1: 1, IP 0.333), while
-``prior="reactome"`` spreads the cells as theirs for two of three seeds (17 topics, IP 0.878;
-6, 0.578; 20, 0.833 for seeds 0, 1, 2); see the README.
-The dense default stays the paper's prior-free setting.
+Reproduction (Yan, the authors' released run: 15 argmax topics, IP 0.811 on layer 0):
+``topiceval train dscigm --data yan.h5ad --seed S`` at 500 epochs, the authors' hierarchy
+(``--set prior=authors --set prior_dir=d-scIGM/datasets --set prior_string=false``; the STRING
+file was not available here) gives 22 / 18 / 17 argmax topics and IP 0.856 / 0.856 / 0.844 for
+seeds 0 / 1 / 2; the dense default collapses (seed 0: 2 topics, IP 0.467; seed 1: 1 topic, IP
+0.333), ``prior="reactome"`` meets the bar for two seeds of three (17, 0.878; 6, 0.578; 20,
+0.833). See ``docs/models.md``.
 
 Differences from the authors' code that remain: a step with a non-finite loss is skipped (theirs
 checks one parameter for NaN); cells are shuffled by a numpy generator; the KL floors the gamma
@@ -115,9 +133,13 @@ DEFAULTS: dict[str, Any] = {
     "n_samples": 50,
     "shape_max": 10.0,
     "top_kl_weight": 0.0,
-    "prior": None,  # None (dense encoder) or a gene-set collection, e.g. "reactome"
+    "prior": None,  # None (dense encoder), "authors" (their hierarchy, from prior_dir) or a gene-set collection
+    "prior_dir": None,  # prior="authors": the authors' datasets/ folder (two .pkl files, STRING links)
+    "prior_string": True,  # prior="authors": connect genes to their STRING neighbours' gene nodes
     "prior_min_genes": 5,
+    "mask_init": "auto",  # masked layers' initial weights: "fan_in", "authors"; "auto": "authors" with prior="authors"
     "encoder_log1p": "auto",  # "auto": log1p for integer (count) input; True / False
+    "encoder_center": False,  # subtract each gene's mean encoder input (keeps the dense encoder from collapsing)
     "output_layer": 0,
     "threads": default_threads(),
     "progress": None,
@@ -157,6 +179,24 @@ def _flag(value: Any, auto: bool, name: str) -> bool:
     return bool(value)
 
 
+def _prior_hashes(folder: str | None, string_links: bool) -> dict[str, str]:
+    """sha256 of each prior file read (provenance of a ``prior="authors"`` run)."""
+    import hashlib
+    from pathlib import Path
+
+    from topiceval.models.dscigm.prior import HIERARCHY_EDGES_FILE, HIERARCHY_LEVELS_FILE, STRING_LINKS_FILE
+
+    names = [HIERARCHY_LEVELS_FILE, HIERARCHY_EDGES_FILE] + ([STRING_LINKS_FILE] if string_links else [])
+    out = {}
+    for name in names:
+        digest = hashlib.sha256()
+        with open(Path(str(folder)) / name, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out[name] = digest.hexdigest()
+    return out
+
+
 def train(adata: AnnData, params: TrainParams) -> TrainResult:
     """Registry trainer: train d-scIGM on ``adata`` (see the module docstring).
 
@@ -176,7 +216,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         ``model.json`` (read back with :meth:`topiceval.models.dscigm.DSCIGM.load`).
     """
     import_extra("torch", EXTRA, "dscigm")
-    from topiceval.models.dscigm import DSCIGM, DSCIGMConfig, TrainingOptions, pathway_mask
+    from topiceval.models.dscigm import DSCIGM, DSCIGMConfig, TrainingOptions, pathway_mask, read_hierarchical_prior
 
     options = parse_options(params.options, DEFAULTS, "dscigm")
     n_topics = check_positive_int(params.n_topics or DEFAULT_TOPICS, "n_topics", 2)
@@ -193,13 +233,41 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     data = model_input(adata, params.layer, default=None, model="dscigm", needs="non-negative values")
     genes = gene_names(adata)
 
-    mask = None
+    mask: Any = None
     pathways: tuple[str, ...] = ()
     prior_info: dict[str, Any] | None = None
     prior = options["prior"]
     if isinstance(prior, str) and prior.strip().lower() in ("", "none", "null", "dense"):
         prior = None
-    if prior is not None:
+    hierarchical = isinstance(prior, str) and prior.strip().lower() == "authors"
+    mask_init = str(options["mask_init"]).strip().lower()
+    if mask_init == "auto":
+        mask_init = "authors" if hierarchical else "fan_in"
+    if mask_init not in ("fan_in", "authors"):
+        raise InputError(f"dscigm: mask_init must be 'auto', 'fan_in' or 'authors', got {options['mask_init']!r}")
+    if hierarchical:
+        prior = "authors"
+        if not options["prior_dir"]:
+            raise InputError("dscigm: prior='authors' needs prior_dir, the authors' datasets/ folder "
+                             "(hierarchical_prior_knowledge_layer.pkl, hierarchical_prior_knowledge_edge.pkl, "
+                             "9606.protein.links.v11.5_700.txt)")
+        tree = read_hierarchical_prior(options["prior_dir"],
+                                       string_links=_flag(options["prior_string"], True, "prior_string"))
+        if len(tree.sizes) != n_layers:
+            raise InputError(f"dscigm: the prior in {tree.source} has {len(tree.sizes)} levels; "
+                             f"prior='authors' needs n_layers = {len(tree.sizes)}, got {n_layers}")
+        mask = tree.masks(genes)
+        hidden = tree.sizes
+        pathways = tuple(tree.levels[-1])
+        connected = int((mask[0].getnnz(axis=1) > 0).sum())
+        if connected == 0:
+            raise InputError(f"dscigm: none of the {len(genes)} genes is a gene node of the prior in {tree.source} "
+                             "(wrong species or identifiers)")
+        prior_info = {"source": tree.source, "kind": "hierarchy", "sizes": list(hidden),
+                      "sha256": _prior_hashes(tree.source, _flag(options["prior_string"], True, "prior_string")),
+                      "string_links": len(tree.links), "n_genes_covered": connected,
+                      "connections": [int(m.nnz) for m in mask]}
+    elif prior is not None:
         built = pathway_mask(genes, prior, min_genes=check_positive_int(options["prior_min_genes"], "prior_min_genes"))
         mask, pathways = built.mask, tuple(built.pathways)
         hidden = (built.n_pathways, *hidden[1:])
@@ -211,7 +279,9 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         n_samples=check_positive_int(options["n_samples"], "n_samples"),
         shape_max=float(options["shape_max"]), top_kl_weight=float(options["top_kl_weight"]),
         encoder_log1p=_flag(options["encoder_log1p"], data.integer, "encoder_log1p"),
+        encoder_center=_flag(options["encoder_center"], False, "encoder_center"),
         euler_gamma=float(options["euler_gamma"]), pathways=pathways,
+        masked_layers=(n_layers if hierarchical else 1) if pathways else 0, mask_init=mask_init,
     )
     training = TrainingOptions(
         epochs=epochs, batch_size=check_positive_int(options["batch_size"], "batch_size"),
@@ -228,6 +298,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         topic_gene = model.topic_gene(output_layer)
     fitted = time.perf_counter()
 
+    variant = "hierarchy-masked" if hierarchical else "pathway-masked" if prior is not None else "dense"
     outputs = TopicOutputs(
         topic_gene=topic_gene,
         gene_names=genes,
@@ -235,15 +306,17 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         cell_embedding=np.concatenate(thetas, axis=1),
         name="dscigm",
         metadata={"model": "dscigm", "seed": params.seed, "input": data.source,
-                  "variant": "pathway-masked" if prior is not None else "dense"},
+                  "variant": variant},
     )
     hyper = {
         "n_topics": n_topics, "epochs": epochs, "seed": params.seed, "input": data.source,
-        "variant": "pathway-masked" if prior is not None else "dense",
-        **{k: v for k, v in options.items() if k not in ("progress", "hidden_sizes", "encoder_log1p", "drop_last")},
+        "variant": variant,
+        **{k: v for k, v in options.items()
+           if k not in ("progress", "hidden_sizes", "encoder_log1p", "encoder_center", "drop_last", "mask_init")},
         "drop_last": training.drop_last, "theta_estimate": estimate,
         "prior": None if prior is None else str(prior),
         "hidden_sizes": list(hidden), "encoder_log1p": config.encoder_log1p,
+        "encoder_center": config.encoder_center, "mask_init": mask_init,
     }
     last = model.history[-1] if model.history else {}
     info = {"fit_s": fitted - started, "final_loss": last.get("loss"), "final_nll": last.get("nll"),

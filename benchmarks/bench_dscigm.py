@@ -25,6 +25,15 @@ builds its optimisers.
    float64. Their checkpoint writing (``torch.save`` of the whole model) and ``test`` (which
    re-loads that checkpoint and writes CSV files) are switched off.
 
+``--check --masked`` repeats the check on the masked encoder: their own ``GBN_model`` built
+from ``REF_DIR/datasets`` (their two hierarchy pickles, and their STRING links file when it is
+there and not empty, else an empty one; topiceval then reads the hierarchy with
+``prior_string=false``), against topiceval's encoder built by
+:func:`~topiceval.models.dscigm.read_hierarchical_prior` from the same files: first the masks of
+the six layers must be equal, then the loss terms, gradients (ours only on the kept
+connections, compared as the dense matrix zero elsewhere) and the two training steps as above.
+Their constructor builds the masks in Python loops (several minutes on one core).
+
 Speed and memory: each side trains ``--epochs`` epochs on all of Yan (90 cells x 4656 genes,
 batch 32, the last partial batch dropped: 2 minibatches an epoch) in float32, in its own
 subprocess with ``--threads`` torch threads; the authors' side through their ``dataloader``
@@ -49,6 +58,7 @@ Measured on the shared 2-core development machine (torch 2.13.0 CPU, many other 
 Usage::
 
     python benchmarks/bench_dscigm.py --ref-dir /path/to/d-scIGM --check
+    python benchmarks/bench_dscigm.py --ref-dir /path/to/d-scIGM --check --masked --no-speed
     python benchmarks/bench_dscigm.py --ref-dir /path/to/d-scIGM --epochs 5 --rounds 2 --out bench.json
 """
 
@@ -132,11 +142,14 @@ def import_reference(ref_dir: Path) -> dict[str, types.ModuleType]:
     return {name: importlib.import_module(name) for name in REF_MODULES}
 
 
-def reference_data_dir(work: Path, data_dir: Path) -> Path:
-    """A folder the authors' ``GBN_model`` can be built from: the real data file, a one-unit hierarchy.
+def reference_data_dir(work: Path, data_dir: Path, prior_dir: Path | None = None) -> Path:
+    """A folder the authors' ``GBN_model`` can be built from: the real data file and a hierarchy.
 
     Their constructor reads the data file (for the gene names), the two hierarchy pickles and the
-    STRING links file to build the masked encoder, which is replaced by the dense one right after.
+    STRING links file to build the masked encoder. Without ``prior_dir`` the hierarchy is a
+    throw-away one-unit one (the dense check replaces their encoder right after); with it, their
+    own two pickles and, when ``prior_dir`` holds a non-empty one, their STRING file (else an
+    empty one: no STRING links, as topiceval's ``prior_string=false``).
     """
     folder = work / "ref_data"
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,6 +157,17 @@ def reference_data_dir(work: Path, data_dir: Path) -> Path:
         target = folder / name
         if not target.exists():
             target.symlink_to(Path(data_dir).resolve() / name)
+    if prior_dir is not None:
+        from topiceval.models.dscigm.prior import HIERARCHY_EDGES_FILE, HIERARCHY_LEVELS_FILE, STRING_LINKS_FILE
+
+        for name in (HIERARCHY_LEVELS_FILE, HIERARCHY_EDGES_FILE):
+            (folder / name).symlink_to(Path(prior_dir).resolve() / name)
+        links = Path(prior_dir) / STRING_LINKS_FILE
+        if links.is_file() and links.stat().st_size > 0:
+            (folder / STRING_LINKS_FILE).symlink_to(links.resolve())
+        else:
+            (folder / STRING_LINKS_FILE).write_text("")
+        return folder
     layers = {level: [f"unit{level}"] for level in range(1, 7)}
     edges: dict[int, dict] = {level: {} for level in range(1, 6)}
     (folder / "hierarchical_prior_knowledge_layer.pkl").write_bytes(pickle.dumps(layers))
@@ -162,8 +186,12 @@ def reference_args(data_folder: Path, work: Path, n_genes: int, epochs: int) -> 
     )
 
 
-def dense_reference_trainer(ref: dict[str, types.ModuleType], args: argparse.Namespace) -> Any:
-    """The authors' ``GBN_trainer`` whose model has the dense encoder (all-ones ``CustomizedLinear``)."""
+def dense_reference_trainer(ref: dict[str, types.ModuleType], args: argparse.Namespace,
+                            masked: bool = False) -> Any:
+    """The authors' ``GBN_trainer`` whose model has the dense encoder (all-ones ``CustomizedLinear``).
+
+    ``masked``: their own masked encoder, as their constructor builds it from ``args.dataset_dir``.
+    """
     import torch
 
     model_mod, trainer_mod = ref["model"], ref["trainer"]
@@ -173,6 +201,8 @@ def dense_reference_trainer(ref: dict[str, types.ModuleType], args: argparse.Nam
     def dense_model(a: argparse.Namespace) -> Any:
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # their prints
             net = build(a)
+        if masked:
+            return net
         net.h_encoder = torch.nn.ModuleList(
             [ref["customized_linear"].CustomizedLinear(torch.ones(sizes[t], sizes[t + 1])) for t in range(len(sizes) - 1)])
         return net
@@ -186,12 +216,48 @@ def dense_reference_trainer(ref: dict[str, types.ModuleType], args: argparse.Nam
     return trainer
 
 
+class _MaskedWeight:
+    """Our masked layer's weight seen as the authors' dense one (zero off the mask).
+
+    ``detach``, ``copy_`` and ``grad`` act on the dense ``(out, in)`` matrix; the layer itself
+    stores only the kept connections (``values``).
+    """
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+
+    def detach(self) -> Any:
+        return self.layer.weight.detach()
+
+    def copy_(self, dense: Any) -> None:
+        self.layer.values.copy_(dense[self.layer.rows, self.layer.cols])
+
+    @property
+    def grad(self) -> Any:
+        g = self.layer.values.grad
+        if g is None:
+            return None
+        return g.new_zeros(self.layer.out_features, self.layer.in_features).index_put(
+            (self.layer.rows, self.layer.cols), g)
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        if value is not None:
+            raise ValueError("only clearing is supported")
+        self.layer.values.grad = None
+
+
 def parameter_pairs(ours: Any, theirs: Any) -> list[tuple[str, Any, Any]]:
     """``(name, our parameter, their parameter)`` for every trained tensor."""
+    from topiceval.models.dscigm import MaskedLinear
+
     pairs = []
     for t in range(len(TOPICS)):
         for kind in ("weight", "bias"):
-            pairs.append((f"encoder.{t}.{kind}", getattr(ours.encoder[t], kind), getattr(theirs.h_encoder[t], kind)))
+            mine = getattr(ours.encoder[t], kind)
+            if kind == "weight" and isinstance(ours.encoder[t], MaskedLinear):
+                mine = _MaskedWeight(ours.encoder[t])
+            pairs.append((f"encoder.{t}.{kind}", mine, getattr(theirs.h_encoder[t], kind)))
             pairs.append((f"shape_heads.{t}.{kind}", getattr(ours.shape_heads[t], kind),
                           getattr(theirs.shape_encoder[t], kind)))
             pairs.append((f"scale_heads.{t}.{kind}", getattr(ours.scale_heads[t], kind),
@@ -214,10 +280,17 @@ def compare(a: Any, b: Any) -> dict[str, float | bool]:
 
 
 # ----------------------------------------------------------------------------- the check
-def run_check(ref_dir: Path, data_dir: Path, seed: int) -> dict[str, Any]:
+def run_check(ref_dir: Path, data_dir: Path, seed: int, prior_dir: Path | None = None) -> dict[str, Any]:
+    """The float64 check; with ``prior_dir`` (the authors' ``datasets/``) on their masked encoder."""
     import pandas as pd
     import torch
-    from topiceval.models.dscigm import DeepWeibullTopicModel, DSCIGMConfig, TrainingOptions, TrainingStep
+    from topiceval.models.dscigm import (
+        DeepWeibullTopicModel,
+        DSCIGMConfig,
+        TrainingOptions,
+        TrainingStep,
+        read_hierarchical_prior,
+    )
 
     table = pd.read_csv(Path(data_dir) / DATA_FILE, index_col=0)
     x_all = table.to_numpy(dtype=np.float64)
@@ -229,17 +302,29 @@ def run_check(ref_dir: Path, data_dir: Path, seed: int) -> dict[str, Any]:
     ref = import_reference(ref_dir)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        args = reference_args(reference_data_dir(work, data_dir), work, n_genes, epochs=1)
+        folder = reference_data_dir(work, data_dir, prior_dir)
+        args = reference_args(folder, work, n_genes, epochs=1)
         torch.manual_seed(seed)
-        trainer = dense_reference_trainer(ref, args)
+        started = time.perf_counter()
+        trainer = dense_reference_trainer(ref, args, masked=prior_dir is not None)
+        build_s = time.perf_counter() - started
         theirs = trainer.model.double()
-        config = DSCIGMConfig(n_genes=n_genes, topic_sizes=TOPICS, hidden_sizes=HIDDEN)
+        masks = None
+        if prior_dir is None:
+            config = DSCIGMConfig(n_genes=n_genes, topic_sizes=TOPICS, hidden_sizes=HIDDEN)
+        else:
+            from topiceval.models.dscigm.prior import STRING_LINKS_FILE
+
+            tree = read_hierarchical_prior(prior_dir, string_links=(folder / STRING_LINKS_FILE).stat().st_size > 0)
+            masks = [torch.from_numpy(m.T.toarray().astype(np.float64)) for m in tree.masks(list(table.columns))]
+            config = DSCIGMConfig(n_genes=n_genes, topic_sizes=TOPICS, hidden_sizes=tree.sizes,
+                                  pathways=tuple(tree.levels[-1]), masked_layers=len(TOPICS), mask_init="authors")
         torch.manual_seed(seed + 1)
-        ours = DeepWeibullTopicModel(config).double()
+        ours = DeepWeibullTopicModel(config, masks).double()
         pairs = parameter_pairs(ours, theirs)
         with torch.no_grad():
             for _, mine, other in pairs:
-                other.copy_(mine)
+                other.copy_(mine.detach())
         initial = [p.detach().clone() for _, p, _ in pairs]
 
         def draws(n_passes: int) -> list[torch.Tensor]:
@@ -263,7 +348,13 @@ def run_check(ref_dir: Path, data_dir: Path, seed: int) -> dict[str, Any]:
             return [u.transpose(1, 2).contiguous() for u in noise]
 
         report: dict[str, Any] = {"data": str(Path(data_dir) / DATA_FILE), "cells_per_batch": 32,
-                                  "dtype": "float64", "rtol": RTOL}
+                                  "dtype": "float64", "rtol": RTOL, "encoder": "dense" if masks is None else
+                                  "masked (the authors' hierarchy)", "reference_build_s": build_s}
+        if masks is not None:
+            # the connections topiceval builds from their files against the masks their code builds
+            report["masks_equal"] = [bool(torch.equal(ours.encoder[t].mask.double(), theirs.h_encoder[t].mask.double()))
+                                     for t in range(len(TOPICS))]
+            report["mask_connections"] = [int(m.sum()) for m in masks]
         # -- 1. loss terms and gradients of one forward pass
         noise = draws(1)
         model_mod = ref["model"]
@@ -332,7 +423,11 @@ def run_check(ref_dir: Path, data_dir: Path, seed: int) -> dict[str, Any]:
 
 
 def summarise_check(report: dict[str, Any]) -> tuple[bool, list[str]]:
-    lines, ok = [], True
+    lines, ok = [f"encoder: {report['encoder']}"], True
+    if "masks_equal" in report:
+        ok &= all(report["masks_equal"])
+        lines.append(f"masks built from the authors' files equal to theirs, layer by layer: {report['masks_equal']} "
+                     f"(connections {report['mask_connections']})")
     worst = max(v["rel_diff"] for v in report["loss_terms"].values())
     ok &= worst <= RTOL
     terms = ", ".join(f"{k} {v['authors']:.6g}" for k, v in report["loss_terms"].items())
@@ -469,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help=f"folder holding {DATA_FILE} and {LABEL_FILE} (default: the shared Yan data)")
     parser.add_argument("--check", action="store_true", help="run the float64 equivalence check")
+    parser.add_argument("--masked", action="store_true",
+                        help="also check the masked encoder built from the authors' hierarchy (REF_DIR/datasets)")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed and memory comparison")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per timed run (default 5)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs per side (default 2)")
@@ -493,6 +590,16 @@ def main(argv: list[str] | None = None) -> int:
         for line in lines:
             print("  " + line)
         status |= 0 if ok else 1
+        if args.masked:
+            started = time.perf_counter()
+            report["check_masked"] = run_check(args.ref_dir, args.data, args.seed, prior_dir=args.ref_dir / "datasets")
+            ok, lines = summarise_check(report["check_masked"])
+            print(f"equivalence check, masked encoder (float64, {time.perf_counter() - started:.0f} s, of which "
+                  f"{report['check_masked']['reference_build_s']:.0f} s their mask construction): "
+                  f"{'PASS' if ok else 'FAIL'}")
+            for line in lines:
+                print("  " + line)
+            status |= 0 if ok else 1
     if not args.no_speed:
         print(f"speed and memory: {args.rounds} rounds x {args.epochs} epochs per side, {args.threads} thread(s)")
         report["speed"] = run_speed(args.ref_dir, args.data, args.epochs, args.rounds, args.threads, args.seed)

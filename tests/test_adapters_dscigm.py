@@ -94,7 +94,8 @@ def test_masked_linear_only_connects_pathway_genes():
     layer = MaskedLinear(mask)
     x = torch.randn(3, 4, requires_grad=True)
     layer(x).sum().backward()
-    assert torch.all(layer.weight.grad[mask == 0] == 0)
+    assert layer.values.numel() == 3 and torch.equal(layer.mask, mask)
+    assert torch.all(layer.weight[mask == 0] == 0)
     changed = x.detach().clone()
     changed[:, 3] += 10.0  # gene 3 is in no pathway
     np.testing.assert_allclose(layer(changed).detach().numpy(), layer(x).detach().numpy())
@@ -233,3 +234,24 @@ def test_sparse_and_dense_inputs_agree(pollen):
     a = DSCIGM(config, pollen.var_names, seed=1).fit(x, TrainingOptions(epochs=2, batch_size=16), seed=1)
     b = DSCIGM(config, pollen.var_names, seed=1).fit(x.toarray(), TrainingOptions(epochs=2, batch_size=16), seed=1)
     np.testing.assert_array_equal(a.topic_gene(), b.topic_gene())
+
+
+@pytest.mark.parametrize("log1p", [False, True])
+def test_centred_encoder_input(pollen, tmp_path, log1p):
+    """encoder_center: the encoder sees x minus the training cells' mean (after log1p); it is saved."""
+    counts = pollen.layers["counts"][:48]
+    x = sp.csr_matrix(counts) if log1p else sp.csr_matrix(pollen.X[:48])
+    config = DSCIGMConfig(n_genes=pollen.n_vars, topic_sizes=(3,), hidden_sizes=(8,), embed_size=4, n_samples=2,
+                          encoder_center=True, encoder_log1p=log1p)
+    model = DSCIGM(config, pollen.var_names, seed=0).fit(x, TrainingOptions(epochs=1, batch_size=16), seed=0)
+    dense = x.toarray().astype(np.float64)
+    seen = np.log1p(dense) if log1p else dense
+    np.testing.assert_allclose(model.network.input_offset.numpy(), seen.mean(axis=0), rtol=1e-5, atol=1e-6)
+    block = torch.from_numpy(dense[:5].astype(np.float32))
+    np.testing.assert_allclose(model._encoder_input(block).numpy(), (seen[:5] - seen.mean(axis=0)), atol=1e-5)
+    model.save(tmp_path / "m")
+    loaded = DSCIGM.load(tmp_path / "m")
+    assert torch.equal(loaded.network.input_offset, model.network.input_offset)
+    np.testing.assert_array_equal(loaded.transform(x)[0], model.transform(x)[0])
+    result = dscigm.train(pollen, TrainParams(n_topics=3, epochs=1, options={**SMALL, "encoder_center": "true"}))
+    assert result.hyperparameters["encoder_center"] is True

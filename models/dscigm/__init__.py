@@ -8,7 +8,9 @@ the same loss terms, gradients and training steps):
 
 * :mod:`.model`: :class:`DSCIGMConfig` and :class:`DeepWeibullTopicModel`: deep Weibull topic
   layers, sawtooth decoder ``Phi = softmax(rho alpha^T)``, Poisson likelihood + Weibull-Gamma KL;
-* :mod:`.prior`: :func:`pathway_mask`, the gene -> pathway connections of the masked encoder;
+* :mod:`.prior`: :func:`pathway_mask`, the gene -> pathway connections of a flat gene-set prior,
+  and :func:`read_hierarchical_prior`, the authors' hierarchical prior (their ``datasets/``
+  folder) that masks every encoder layer;
 * :mod:`.train`: :class:`DSCIGM` (fit, transform, topic_gene, save, load),
   :class:`TrainingOptions` and :class:`TrainingStep` (the authors' alternating encoder / decoder
   updates by default).
@@ -17,13 +19,14 @@ Importing this package imports torch; ``import topiceval`` does not import it.
 """
 
 from .model import DeepWeibullTopicModel, DSCIGMConfig, MaskedLinear, kl_weibull_gamma, poisson_nll
-from .prior import PathwayMask, pathway_mask
+from .prior import HierarchicalPrior, PathwayMask, pathway_mask, read_hierarchical_prior
 from .train import DSCIGM, TrainingOptions, TrainingStep
 
 __all__ = [
     "DSCIGM",
     "DSCIGMConfig",
     "DeepWeibullTopicModel",
+    "HierarchicalPrior",
     "MaskedLinear",
     "PathwayMask",
     "TrainingOptions",
@@ -31,4 +34,5 @@ __all__ = [
     "kl_weibull_gamma",
     "pathway_mask",
     "poisson_nll",
+    "read_hierarchical_prior",
 ]

@@ -25,9 +25,10 @@ Loss per cell: Poisson negative log-likelihood of ``x`` + sum over layers of
 ``KL(Weibull(k_t, lambda_t) || Gamma(Phi_{t+1} theta_{t+1}, 1))``; the top layer's KL against
 ``Gamma(1, 1)`` is weighted by ``top_kl_weight`` (the authors' released script uses 0).
 
-The encoder's first layer is dense (the variant "without prior knowledge" the paper evaluates),
-or masked by a gene -> pathway matrix (:mod:`.prior`), a layer of one unit per pathway whose
-weights from genes outside the pathway are fixed at zero.
+The encoder is dense (the variant "without prior knowledge" the paper evaluates), or its first
+layer is masked by a gene -> pathway matrix (:mod:`.prior`: one unit per pathway, whose weights
+from genes outside the pathway are fixed at zero), or every layer is masked by the authors'
+hierarchy (input genes -> gene nodes -> five Reactome levels, their released setting).
 
 Correspondence with the authors' released code (nbnbhwyy/d-scIGM, ``model/model.py``,
 ``model/utils.py``), checked by ``benchmarks/bench_dscigm.py`` (same weights, same uniform noise,
@@ -46,10 +47,13 @@ Remaining differences, none active in ordinary training:
 * ``lgamma`` of the gamma prior's shape is taken at ``max(shape, 1e-30)`` (the authors: no floor;
   they differ only once a shape underflows to 0, where theirs is infinite);
 * the authors' modules also hold unused BatchNorm layers, which are left out;
-* the masked variant differs more (it is not what the check covers): one masked layer from a flat
-  gene-set collection instead of their five-level Reactome hierarchy with STRING neighbours, and
-  :class:`MaskedLinear` rescales its initial weights to each unit's real fan-in (their
-  ``CustomizedLinear`` draws ``U(+-1/sqrt(n_genes))`` and zeroes the masked entries).
+* masked layers (:class:`MaskedLinear`) store only their connections, where the authors'
+  ``CustomizedLinear`` multiplies a dense weight by the mask: the same function, gradients and
+  Adam steps (masked entries get zero gradient there and never move), up to summation order.
+  With the authors' hierarchy (``masked_layers`` = all, ``mask_init="authors"``) the layers are
+  theirs; ``benchmarks/bench_dscigm.py --check --masked`` compares the masks built from their
+  files and the step as above. A flat gene-set collection masks the first layer only, with
+  ``mask_init="fan_in"`` by default (initial weights scaled to each unit's real fan-in).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ EULER_GAMMA = 0.5772156649015329
 #: dtype=torch.float32)``, i.e. 0.5772 rounded to float32.
 AUTHORS_EULER_GAMMA = 0.5771999955177307
 TINY = 1e-30
+MASK_INITS = ("fan_in", "authors")
 #: The authors' dense-variant encoder widths (``model/main.py``: ``--hidden_size``, the sizes of
 #: their five prior-knowledge levels and gene layer: 9275 genes, then 1387, 1066, 447, 147, 26
 #: pathways).
@@ -106,10 +111,21 @@ class DSCIGMConfig:
         Weight of the top layer's KL against ``Gamma(1, 1)`` (authors' script: 0; the ELBO: 1).
     encoder_log1p
         Feed ``log1p(x)`` to the encoder (for raw counts); the likelihood always scores ``x``.
+    encoder_center
+        Subtract each gene's mean over the training cells from the encoder input (after
+        ``log1p``); the likelihood always scores ``x``. Off in the authors' code; it keeps the
+        dense encoder from collapsing (see :mod:`topiceval.adapters.dscigm`).
     euler_gamma
         The Euler-Mascheroni constant in the KL (authors: ``0.5772`` as float32, the default).
     pathways
-        Names of the pathway units of a masked first layer; empty for a dense encoder.
+        Names of the units of a masked first layer; empty for a dense encoder.
+    masked_layers
+        How many encoder layers, from the bottom, are masked: 0 (dense), 1 (a flat gene-set
+        prior) or all of them (the authors' hierarchy). ``None``: 1 with ``pathways``, else 0.
+    mask_init
+        Initial weights of masked layers: ``"fan_in"`` (``U(+-1/sqrt(n))`` over each unit's real
+        fan-in ``n``) or ``"authors"`` (their ``CustomizedLinear``: ``U(+-1/sqrt(n_in))`` over the
+        layer's full input width, then masked).
     """
 
     n_genes: int
@@ -120,10 +136,19 @@ class DSCIGMConfig:
     shape_max: float = 10.0
     top_kl_weight: float = 0.0
     encoder_log1p: bool = False
+    encoder_center: bool = False
     euler_gamma: float = AUTHORS_EULER_GAMMA
     pathways: tuple[str, ...] = field(default=())
+    masked_layers: int | None = None
+    mask_init: str = "fan_in"
 
     def __post_init__(self) -> None:
+        masked = (1 if self.pathways else 0) if self.masked_layers is None else int(self.masked_layers)
+        object.__setattr__(self, "masked_layers", masked)
+        if not 0 <= masked <= len(self.hidden_sizes) or (masked > 0) != bool(self.pathways):
+            raise ValueError("masked_layers must be in 0..n_layers, and positive exactly when pathways are named")
+        if self.mask_init not in MASK_INITS:
+            raise ValueError(f"mask_init must be one of {', '.join(MASK_INITS)}, got {self.mask_init!r}")
         object.__setattr__(self, "topic_sizes", tuple(int(k) for k in self.topic_sizes))
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
         object.__setattr__(self, "pathways", tuple(str(p) for p in self.pathways))
@@ -160,25 +185,68 @@ class DSCIGMConfig:
                       "pathways": tuple(data.get("pathways", ()))})
 
 
-class MaskedLinear(nn.Linear):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask (``(out, in)``).
+class MaskedLinear(nn.Module):
+    """A linear layer with fixed connections: only the weights a 0/1 mask ``(out, in)`` keeps.
 
-    Masked weights receive zero gradient and never contribute, so the layer is exactly the
-    sparse gene -> pathway connection of the authors' ``CustomizedLinear``.
+    The layer stores one trained value per kept connection (``values``, with the buffers
+    ``rows`` / ``cols``), so a gene -> 9275-node layer with a few thousand connections costs that
+    many weights rather than the dense ``out x in`` matrix; :attr:`weight` is the equivalent dense
+    matrix, zero off the mask. This is the same function, gradients and Adam updates as the
+    authors' ``CustomizedLinear`` (a dense weight multiplied by the mask, whose masked entries get
+    zero gradient and so never move), up to float summation order.
+
+    ``init="fan_in"`` (default) scales the initial weights to ``U(+-1/sqrt(n))`` over each unit's
+    real fan-in ``n``; ``init="authors"`` keeps ``U(+-1/sqrt(n_in))`` over the full input width, as
+    their ``CustomizedLinear``. The bias is ``U(+-1/sqrt(n_in))`` either way. The random draws are
+    those of a dense ``nn.Linear(n_in, n_out)`` (then masked), whatever the mask.
     """
 
-    def __init__(self, mask: torch.Tensor, bias: bool = True) -> None:
+    def __init__(self, mask: torch.Tensor, bias: bool = True, init: str = "fan_in") -> None:
+        super().__init__()
         n_out, n_in = mask.shape
-        super().__init__(n_in, n_out, bias=bias)
-        self.register_buffer("mask", mask.to(torch.float32))
-        with torch.no_grad():
-            # He-style scale over the real fan-in of each unit rather than all genes
-            fan_in = self.mask.sum(dim=1, keepdim=True).clamp(min=1)
-            self.weight.mul_(math.sqrt(n_in) / fan_in.sqrt())
-            self.weight.mul_(self.mask)
+        self.in_features, self.out_features = int(n_in), int(n_out)
+        dense = nn.Linear(n_in, n_out, bias=bias)  # weight and bias U(+-1/sqrt(n_in))
+        keep = mask != 0
+        rows, cols = keep.nonzero(as_tuple=True)  # row-major: sorted by output unit
+        weight = dense.weight.detach()
+        if init == "fan_in":
+            fan_in = keep.sum(dim=1, keepdim=True).clamp(min=1).to(weight.dtype)
+            weight = weight * (math.sqrt(n_in) / fan_in.sqrt())
+        elif init != "authors":
+            raise ValueError(f"unknown mask init {init!r}")
+        self.values = nn.Parameter(weight[rows, cols].clone())
+        self.bias = nn.Parameter(dense.bias.detach().clone()) if bias else None
+        self.register_buffer("rows", rows.to(torch.long))
+        self.register_buffer("cols", cols.to(torch.long))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dense ``(out, in)`` weight, zero off the mask (a new tensor, differentiable)."""
+        dense = self.values.new_zeros(self.out_features, self.in_features)
+        return dense.index_put((self.rows, self.cols), self.values)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """The ``(out, in)`` 0/1 mask."""
+        dense = self.values.new_zeros(self.out_features, self.in_features)
+        return dense.index_put((self.rows, self.cols), torch.ones_like(self.values))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        contrib = x.index_select(1, self.cols) * self.values  # (N, nnz)
+        out = x.new_zeros(x.shape[0], self.out_features).index_add(1, self.rows, contrib)
+        return out if self.bias is None else out + self.bias
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # models saved with a dense masked weight (topiceval 0.1): keep its kept entries
+        key = prefix + "weight"
+        if key in state_dict and prefix + "values" not in state_dict:
+            dense = state_dict.pop(key)
+            state_dict[prefix + "values"] = dense[self.rows, self.cols]
+            state_dict.pop(prefix + "mask", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, connections={self.values.numel()}"
 
 
 def _log(x: torch.Tensor) -> torch.Tensor:
@@ -218,24 +286,36 @@ class DeepWeibullTopicModel(nn.Module):
     config
         Sizes and loss settings.
     mask
-        ``(n_pathways, n_genes)`` 0/1 tensor for a masked first encoder layer, or ``None`` (dense).
+        ``(n_out, n_in)`` 0/1 tensor of a masked first encoder layer, a list of such tensors for
+        the ``config.masked_layers`` bottom layers, or ``None`` (dense).
     """
 
-    def __init__(self, config: DSCIGMConfig, mask: torch.Tensor | None = None) -> None:
+    def __init__(self, config: DSCIGMConfig, mask: torch.Tensor | list[torch.Tensor] | None = None) -> None:
         super().__init__()
         self.config = config
         sizes, hidden = config.topic_sizes, config.hidden_sizes
-        if (mask is None) != (not config.pathways):
-            raise ValueError("a mask is given exactly when the config names pathways")
-        first: nn.Module = (MaskedLinear(mask) if mask is not None
-                            else nn.Linear(config.n_genes, hidden[0]))
-        self.encoder = nn.ModuleList([first] + [nn.Linear(hidden[t - 1], hidden[t]) for t in range(1, len(hidden))])
+        masks = [] if mask is None else [mask] if isinstance(mask, torch.Tensor) else list(mask)
+        if len(masks) != config.masked_layers:
+            raise ValueError(f"{len(masks)} masks for a config with {config.masked_layers} masked layers")
+        widths = (config.n_genes, *hidden)
+        layers: list[nn.Module] = []
+        for t in range(len(hidden)):
+            if t < len(masks):
+                if tuple(masks[t].shape) != (widths[t + 1], widths[t]):
+                    raise ValueError(f"mask {t} has shape {tuple(masks[t].shape)}, expected "
+                                     f"({widths[t + 1]}, {widths[t]})")
+                layers.append(MaskedLinear(masks[t], init=config.mask_init))
+            else:
+                layers.append(nn.Linear(widths[t], widths[t + 1]))
+        self.encoder = nn.ModuleList(layers)
         top = config.n_layers - 1
         self.shape_heads = nn.ModuleList(
             [nn.Linear(hidden[t] + (sizes[t] if t < top else 0), sizes[t]) for t in range(config.n_layers)])
         self.scale_heads = nn.ModuleList(
             [nn.Linear(hidden[t] + (sizes[t] if t < top else 0), sizes[t]) for t in range(config.n_layers)])
         self.gene_embedding = nn.Parameter(torch.randn(config.n_genes, config.embed_size) * 0.05)
+        if config.encoder_center:  # set by DSCIGM.fit: the training cells' mean encoder input
+            self.register_buffer("input_offset", torch.zeros(config.n_genes))
         self.topic_embeddings = nn.ParameterList(
             [nn.Parameter(torch.randn(k, config.embed_size) * 0.05) for k in sizes])
 

@@ -86,7 +86,9 @@ class DSCIGM:
         The ``n_genes`` genes, in input order.
     mask
         ``(n_genes, n_pathways)`` boolean CSR of a gene -> pathway prior (see
-        :func:`~topiceval.models.dscigm.prior.pathway_mask`), or ``None`` for the dense encoder.
+        :func:`~topiceval.models.dscigm.prior.pathway_mask`), a list of ``(n_in, n_out)`` CSRs for
+        the ``config.masked_layers`` bottom encoder layers (the authors' hierarchy:
+        :meth:`~topiceval.models.dscigm.prior.HierarchicalPrior.masks`), or ``None`` (dense).
     seed
         Seed of the weight initialisation (a forked torch RNG: the global state is untouched).
 
@@ -97,29 +99,44 @@ class DSCIGM:
     >>> theta = model.transform(adata.X)[0]  # (n_cells, K_0)  # doctest: +SKIP
     """
 
-    def __init__(self, config: DSCIGMConfig, gene_names: Sequence[str], mask: sp.spmatrix | None = None,
-                 *, seed: int = 0) -> None:
+    def __init__(self, config: DSCIGMConfig, gene_names: Sequence[str],
+                 mask: sp.spmatrix | Sequence[sp.spmatrix] | None = None, *, seed: int = 0) -> None:
         self.config = config
         self.gene_names = [str(g) for g in gene_names]
         if len(self.gene_names) != config.n_genes:
             raise InputError(f"{len(self.gene_names)} gene names for a model of {config.n_genes} genes")
-        mask_tensor = None
-        if mask is not None:
-            mask = sp.csr_matrix(mask)
-            if mask.shape != (config.n_genes, len(config.pathways)):
-                raise InputError(f"the pathway mask has shape {mask.shape}, expected "
-                                 f"({config.n_genes}, {len(config.pathways)})")
-            mask_tensor = torch.from_numpy(mask.T.toarray().astype(np.float32))
-        self._mask = mask
+        masks = [] if mask is None else [mask] if sp.issparse(mask) else list(mask)
+        masks = [sp.csr_matrix(m, dtype=bool) for m in masks]
+        if len(masks) != config.masked_layers:
+            raise InputError(f"{len(masks)} masks for a model with {config.masked_layers} masked encoder layers")
+        widths = (config.n_genes, *config.hidden_sizes)
+        for t, m in enumerate(masks):
+            if m.shape != (widths[t], widths[t + 1]):
+                raise InputError(f"mask {t} has shape {m.shape}, expected ({widths[t]}, {widths[t + 1]})")
+        self._masks = masks
+        tensors = [torch.from_numpy(m.T.toarray().astype(np.float32)) for m in masks]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.network = DeepWeibullTopicModel(config, mask_tensor)
+            self.network = DeepWeibullTopicModel(config, tensors or None)
         self.history: list[dict[str, float]] = []
         self.training_options: TrainingOptions | None = None
 
     # ------------------------------------------------------------------ training
     def _encoder_input(self, block: torch.Tensor) -> torch.Tensor:
-        return torch.log1p(block) if self.config.encoder_log1p else block
+        block = torch.log1p(block) if self.config.encoder_log1p else block
+        return block - self.network.input_offset if self.config.encoder_center else block
+
+    def _set_input_offset(self, x: np.ndarray | sp.csr_matrix) -> None:
+        """The training cells' mean encoder input per gene (``encoder_center``)."""
+        if sp.issparse(x):
+            values = x.copy()
+            if self.config.encoder_log1p:
+                values.data = np.log1p(values.data)
+            mean = np.asarray(values.mean(axis=0), dtype=np.float64).reshape(-1)
+        else:
+            mean = (np.log1p(x) if self.config.encoder_log1p else x).mean(axis=0, dtype=np.float64)
+        with torch.no_grad():
+            self.network.input_offset.copy_(torch.from_numpy(mean.astype(np.float32)))
 
     def fit(self, x: np.ndarray | sp.spmatrix, options: TrainingOptions | None = None, *, seed: int = 0) -> DSCIGM:
         """Train on ``x`` ``(n_cells, n_genes)`` (non-negative; CSR stays sparse between batches).
@@ -141,6 +158,8 @@ class DSCIGM:
         if options.drop_last and n_cells < options.batch_size:
             raise InputError(f"{n_cells} cells are fewer than one batch of {options.batch_size} and the last "
                              "partial batch is dropped: lower batch_size or set drop_last=False")
+        if self.config.encoder_center:
+            self._set_input_offset(x)
         rng = np.random.default_rng(seed)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         step = TrainingStep(self.network, options)
@@ -208,16 +227,16 @@ class DSCIGM:
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / WEIGHTS_FILE, suffix=".pt") as tmp:
             torch.save(self.network.state_dict(), tmp)
-        mask = None
-        if self._mask is not None:
-            coo = self._mask.tocoo()
-            mask = {"rows": coo.row.tolist(), "cols": coo.col.tolist()}
+        masks = []
+        for m in self._masks:
+            coo = m.tocoo()
+            masks.append({"shape": list(coo.shape), "rows": coo.row.tolist(), "cols": coo.col.tolist()})
         write_json({
             "model": "dscigm",
             "config": self.config.to_dict(),
             "training": None if self.training_options is None else self.training_options.to_dict(),
             "gene_names": self.gene_names,
-            "mask": mask,
+            "masks": masks,
             "history": self.history,
             "torch": torch.__version__,
         }, folder / SETTINGS_FILE)
@@ -234,12 +253,13 @@ class DSCIGM:
         if meta.get("model") != "dscigm":
             raise InputError(f"{settings_path} is not a d-scIGM model (model = {meta.get('model')!r})")
         config = DSCIGMConfig.from_dict(meta["config"])
-        mask = None
-        if meta.get("mask") is not None:
-            m = meta["mask"]
-            mask = sp.csr_matrix((np.ones(len(m["rows"]), dtype=bool), (m["rows"], m["cols"])),
-                                 shape=(config.n_genes, len(config.pathways)))
-        model = cls(config, meta["gene_names"], mask)
+        stored = meta.get("masks")
+        if stored is None:  # written before the hierarchical prior: one first-layer mask or none
+            stored = [] if meta.get("mask") is None else [
+                {**meta["mask"], "shape": [config.n_genes, len(config.pathways)]}]
+        masks = [sp.csr_matrix((np.ones(len(m["rows"]), dtype=bool), (m["rows"], m["cols"])),
+                               shape=tuple(m["shape"])) for m in stored]
+        model = cls(config, meta["gene_names"], masks or None)
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         model.network.load_state_dict(state)
         model.network.eval()
@@ -249,7 +269,8 @@ class DSCIGM:
         return model
 
     def __repr__(self) -> str:
-        kind = f"{len(self.config.pathways)} pathways" if self.config.pathways else "dense"
+        kind = (f"{len(self.config.pathways)} pathways" if self.config.masked_layers == 1
+                else f"{self.config.masked_layers} masked layers" if self.config.masked_layers else "dense")
         return (f"DSCIGM({self.config.n_genes} genes, topics {list(self.config.topic_sizes)}, "
                 f"encoder {kind})")
 
