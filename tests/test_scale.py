@@ -296,3 +296,25 @@ def test_backend_switches_above_the_igraph_range_and_threads_change_nothing(monk
 
     with pytest.raises(InputError, match="Louvain only"):
         clustering_scores(cells, labels, resolutions=[1.0], method="leiden", backend="numba")
+
+
+def test_faiss_search_is_checked_seeded_and_thread_count_free():
+    faiss = pytest.importorskip("faiss")
+    cells, labels = blobs(6000, 10, 5, seed=4)
+    graph = knn_graph(cells, 15, knn_method="faiss", seed=1, recall_cells=500)
+    assert graph.knn_method == "faiss" and graph.recall >= 0.9
+    assert np.all(graph.indices[:, 0] == np.arange(6000))
+    assert not np.any(graph.indices[:, 1:] == np.arange(6000)[:, None])
+    # distances are exact float64 distances to the listed neighbours, ascending
+    expected = np.linalg.norm(cells[graph.indices] - cells[:, None, :], axis=2)
+    np.testing.assert_allclose(graph.distances, expected, rtol=1e-12, atol=1e-12)
+    assert np.all(np.diff(graph.distances, axis=1) >= 0)
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(1)
+        single = knn_graph(cells, 15, knn_method="faiss", seed=1, recall_cells=0)
+    finally:
+        faiss.omp_set_num_threads(before)
+    np.testing.assert_array_equal(single.indices, graph.indices)
+    result = clustering_scores(cells, labels, resolutions=[0.5], knn_method="faiss")
+    assert result.info_for("ARI")["knn_method"] == "faiss"
