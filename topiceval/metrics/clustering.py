@@ -72,6 +72,7 @@ __all__ = [
     "LOUVAIN_BACKENDS",
     "IGRAPH_MAX_CELLS",
     "EXACT_KNN_MAX_CELLS",
+    "FAISS_NPROBE",
     "ASW_MAX_CELLS",
     "KNN_RECALL_CELLS",
     "KNN_RECALL_WARN",
