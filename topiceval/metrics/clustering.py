@@ -27,6 +27,9 @@ Steps, each written to agree with scanpy's defaults:
    package, which is no longer maintained (it pins igraph < 0.12 and needs ``pkg_resources``);
    igraph's multilevel optimises the same modularity, and its partitions score the same within
    the seed-to-seed spread (tested against networkx's Louvain on scanpy's graph).
+   Above :data:`IGRAPH_MAX_CELLS` cells Louvain runs compiled instead
+   (:mod:`topiceval.metrics._louvain_numba`, ``backend``), and resolution 0 is computed as the
+   graph's connected components, the partition Louvain returns there.
 4. ARI and NMI (arithmetic normalisation) from scikit-learn against the labelled cells; AMI is
    added to the sweep table because the authors' tutorial prints ``adjusted_mutual_info_score``
    under the name NMI.
