@@ -1,6 +1,6 @@
 """Cost curves at atlas scale: wall time and peak memory from 10k to 1M cells.
 
-    python benchmarks/bench_scale.py [--sizes 10000,100000,300000,1000000] [--topics 100]
+    python benchmarks/bench_scale.py [--sizes 10000,100000,300000,1000000] [--topics 100] [--backend auto]
         [--types 12] [--tasks score,scanpy,sce2tm] [--sce2tm-sizes 10000,100000]
         [--scanpy-max 1000000] [--timeout 1800] [--out bench_scale_out]
     python benchmarks/bench_scale.py --asw-check 100000 [--topics 100] [--seeds 0,1,2]
@@ -10,9 +10,14 @@ sweep's worker processes are part of the cost, as for a user), while this proces
 resident memory of that process and all its children every 0.2 s (peak RSS of the process tree):
 
 * ``score``: IP + clustering (kNN graph, connectivities, the paper's 20-resolution Louvain sweep,
-  ARI / NMI, ASW on its stratified subsample) through ``topiceval.evaluate(...,
-  metrics=["ip", "clustering"])``, the cell-topic matrix memory-mapped from a ``.npy``
-  (:func:`topiceval.io.read_cell_matrix`).
+  ARI / NMI, ASW on its stratified subsample) through ``topiceval.evaluate(..., metrics=["ip"])``, the cell-topic matrix memory-mapped from a ``.npy``
+  (:func:`topiceval.io.read_cell_matrix`); the clustering through the function that ``evaluate``
+  calls (``clustering_scores`` with its defaults), whose info holds the seconds of each step. The
+  steps column splits the time: ``read`` (mapping the
+  input, loading the labels), ``ip``, and the clustering's ``knn`` search, ``connectivities``,
+  ``recall`` check (approximate search only), Louvain ``sweep`` (all resolutions, in parallel),
+  ``scores`` (ARI / NMI / AMI per resolution), ``asw`` and ``other`` (input checks). ``--backend``
+  picks the Louvain implementation (``cluster_backend``).
 * ``scanpy``: the scanpy way side by side at the same sizes: ``sc.pp.neighbors(use_rep=...,
   n_neighbors=15)`` then one clustering per resolution of the same sweep. scanpy's own Louvain
   (``sc.tl.louvain``) needs the ``louvain`` package, which no longer installs (it needs
@@ -109,21 +114,39 @@ def synthetic_expression(n_cells: int, n_genes: int, n_types: int, seed: int = 0
 
 
 # --------------------------------------------------------------------------- workers
-def _worker_score(path: str, labels_path: str, n_jobs: int | None) -> dict:
+def _worker_score(path: str, labels_path: str, n_jobs: int | None, backend: str = "auto") -> dict:
     import topiceval as te
     from topiceval.io import read_cell_matrix
+    from topiceval.metrics.clustering import clustering_scores
     from topiceval.protocol import TopicOutputs
 
     start = time.perf_counter()
     theta = read_cell_matrix(path)
     labels = np.load(labels_path, allow_pickle=False).astype(object)
     outputs = TopicOutputs(topic_gene=None, gene_names=None, cell_topic=theta, name="synthetic")
-    result = te.evaluate(outputs, labels=labels, metrics=["ip", "clustering"], cluster_n_jobs=n_jobs)
+    t_read = time.perf_counter() - start
+    t0 = time.perf_counter()
+    ip = te.evaluate(outputs, labels=labels, metrics=["ip"])
+    t_ip = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # the function te.evaluate(metrics=["clustering"]) calls, with its defaults: its info has the
+    # seconds of every step
+    result = clustering_scores(theta, labels, n_jobs=n_jobs, backend=backend)
+    t_clustering = time.perf_counter() - t0
     seconds = time.perf_counter() - start
-    info = result.info.get("ARI", {})
-    scores = {k: float(v) for k, v in result.scores.items()}
+    info = result.info
+    scores = {k: float(v) for k, v in [*ip.scores.items(), *result.scores.items()]}
+    # per step: input reading, IP, and the clustering's own split (kNN search, connectivities,
+    # recall check, Louvain sweep, ARI / NMI / AMI of every resolution, ASW); "other" is the rest
+    # of the clustering call (input checks, labels, the registry)
+    split = info.get("seconds", {})
+    steps = {"read": t_read, "ip": t_ip, **{k: split[k] for k in ("knn", "connectivities", "recall", "sweep",
+                                                                    "scores", "asw") if k in split}}
+    steps["other"] = t_clustering - sum(split.get(k, 0.0) for k in ("knn", "connectivities", "recall",
+                                                                     "clustering", "asw"))
     return {"seconds": seconds, "knn_method": info.get("knn_method"), "knn_recall": info.get("knn_recall"),
-            "scores": scores, "still_mapped": isinstance(theta, np.memmap)}
+            "backend": info.get("backend"), "scores": scores, "still_mapped": isinstance(theta, np.memmap),
+            "steps": steps}
 
 
 def _worker_scanpy(path: str, labels_path: str) -> dict:
@@ -266,6 +289,7 @@ def main() -> None:
     parser.add_argument("--sce2tm-sizes", default="10000,100000")
     parser.add_argument("--scanpy-max", type=int, default=1_000_000, help="largest size for the scanpy side")
     parser.add_argument("--n-jobs", type=int, default=None, help="sweep workers (default: auto)")
+    parser.add_argument("--backend", default="auto", help="Louvain implementation: auto, igraph or numba")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--out", default="bench_scale_out")
     parser.add_argument("--asw-check", type=int, default=None, metavar="N")
@@ -276,7 +300,7 @@ def main() -> None:
     if args.worker:
         task, *rest = args.worker
         if task == "score":
-            result = _worker_score(rest[0], rest[1], None if rest[2] == "auto" else int(rest[2]))
+            result = _worker_score(rest[0], rest[1], None if rest[2] == "auto" else int(rest[2]), rest[3])
         elif task == "scanpy":
             result = _worker_scanpy(rest[0], rest[1])
         else:
@@ -303,7 +327,8 @@ def main() -> None:
                 np.save(labels_path, labels.astype(str))
                 del theta, labels
             if "score" in tasks:
-                r = run_worker(["score", str(theta_path), str(labels_path), str(args.n_jobs or "auto")], args.timeout)
+                r = run_worker(["score", str(theta_path), str(labels_path), str(args.n_jobs or "auto"),
+                                args.backend], args.timeout)
                 rows.append({"task": "topiceval IP + clustering", "n": n, **r})
                 print(json.dumps(rows[-1], default=float), flush=True)
             if "scanpy" in tasks and n <= args.scanpy_max:
@@ -331,8 +356,9 @@ def main() -> None:
         for r in items:
             steps = ", ".join(f"{k} {v:.1f}" for k, v in (r.get("steps") or {}).items())
             secs = f"{r['seconds']:9.1f}" if "seconds" in r else f"{'-':>9s}"
+            extra = f" [{r['knn_method']} kNN, {r['backend']} Louvain]" if r.get("backend") else ""
             print(f"{task:34s} {r['n']:9d} {secs} {r['peak_gib']:9.2f} {growth.get(r['n'], '-'):>7s}  "
-                  f"{steps or r.get('error', '')[:120]}")
+                  f"{(steps + extra) or r.get('error', '')[:120]}")
     try:
         import matplotlib
 

@@ -49,8 +49,8 @@ def _cli_text(spec) -> str:
 def test_every_option_is_reachable_with_one_name_and_default_from_api_cli_and_toml():
     specs = option_specs_all()
     names = [s.name for s in specs]
-    assert len(names) == len(set(names)) == 28  # 21 of 0.1, gsea_device, n_boot, ci_level, rare_type_threshold,
-    # cluster_asw_max_cells, cluster_knn_recall_cells, cluster_n_jobs
+    assert len(names) == len(set(names)) == 29  # 21 of 0.1, gsea_device, n_boot, ci_level, rare_type_threshold,
+    # cluster_asw_max_cells, cluster_knn_recall_cells, cluster_n_jobs, cluster_backend
     api = {f.name: f.default for f in dataclasses.fields(EvaluationOptions)}
     assert api == {s.name: s.default for s in specs}
     defaults = EvaluationOptions()

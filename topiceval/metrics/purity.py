@@ -51,7 +51,7 @@ def interpretation_purity(cell_topic: np.ndarray, labels: Sequence[Any] | np.nda
             f"IP: {int((~labelled).sum())} of {n_cells} cells have no label and are left out",
             stacklevel=2,
         )
-    assigned = cell_topic[labelled].argmax(axis=1)
+    assigned = cell_topic.argmax(axis=1)[labelled]  # argmax first: no copy of the labelled rows
     codes, classes = pd.factorize(pd.Series(values[labelled]).astype(str), sort=True)
     n_classes = len(classes)
     table = np.bincount(assigned * n_classes + codes, minlength=n_topics * n_classes).reshape(
