@@ -536,7 +536,9 @@ def _settings_rows(results: Results) -> dict[str, tuple[list[str], list[list[str
     collections = []
     for c in config.get("collections", []):
         for species, record in (config.get("gene_sets", {}).get(c["name"], {}) or {}).items():
-            collections.append([c["name"], species, str(record.get("spec")), str(record.get("n_sets")),
+            spec = record.get("spec")
+            spec = " + ".join(map(str, spec)) if isinstance(spec, list | tuple) else str(spec)
+            collections.append([c["name"], species, spec, str(record.get("n_sets")),
                                 str(record.get("content_sha256", ""))[:12], ", ".join(c["metrics"])])
     options = [[k, str(v)] for k, v in sorted((config.get("evaluation") or {}).items())]
     return {

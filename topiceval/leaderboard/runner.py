@@ -126,7 +126,7 @@ class ScoreTask:
     """Scoring one trained model against one collection."""
 
     collection: str
-    spec: str
+    spec: str | tuple[str, ...]  # a tuple: the union of several collections
     species: str
     metrics: tuple[str, ...]
     min_size: int | None
@@ -317,13 +317,13 @@ def train_key(dataset: PreparedDataset, model: ModelSpec, seed: int, entry: Mode
 
 
 @functools.lru_cache(maxsize=16)
-def _gene_sets(spec: str, species: str, min_size: int | None, max_size: int | None):
+def _gene_sets(spec: str | tuple[str, ...], species: str, min_size: int | None, max_size: int | None):
     from topiceval.gene_sets import load
 
     return load(spec, species=species, min_size=min_size, max_size=max_size, progress=False)
 
 
-def _gene_set_identity(spec: str, species: str, min_size: int | None, max_size: int | None) -> dict[str, Any]:
+def _gene_set_identity(spec: str | tuple[str, ...], species: str, min_size: int | None, max_size: int | None) -> dict[str, Any]:
     config = _gene_sets(spec, species, min_size, max_size).config()
     return {key: config.get(key) for key in ("content_sha256", "case", "filters", "species_match")}
 
@@ -719,12 +719,13 @@ def check_paths(config: LeaderboardConfig) -> None:
             if not Path(path).exists():
                 missing.append(f"dataset {spec.name!r}: {path}")
     for collection in config.collections:
-        for species, source in collection.sources.items():
-            if source in SHIPPED or source.startswith("msigdb:"):
-                continue
-            path = Path(resolve_gene_set_spec(source, config.root))
-            if not path.is_file():
-                missing.append(f"collection {collection.name!r} ({species}): {path}")
+        for species, sources in collection.sources.items():
+            for source in ([sources] if isinstance(sources, str) else sources):
+                if source in SHIPPED or source.startswith("msigdb:"):
+                    continue
+                path = Path(resolve_gene_set_spec(source, config.root))
+                if not path.is_file():
+                    missing.append(f"collection {collection.name!r} ({species}): {path}")
     if missing:
         raise InputError(f"{len(missing)} file(s) named by the config do not exist, nothing was run: "
                          + "; ".join(missing))
@@ -857,8 +858,13 @@ def run(
                     tasks.append(CellTask(dataset, model, entry, seed, key,
                                           stable_hash(train_settings(dataset, model, seed)), tuple(scores),
                                           evaluation, str(cache_root), config.threads_per_cell))
-        # Largest first, so that parallel workers finish together.
-        tasks.sort(key=lambda t: -(t.dataset.n_cells * t.dataset.n_genes))
+        # Largest first, so that parallel workers finish together; with order = "model", model by
+        # model (in the config's order), each model's cells largest first.
+        position = {m.name: i for i, m in enumerate(config.models)}
+        if config.order == "model":
+            tasks.sort(key=lambda t: (position[t.model.name], -(t.dataset.n_cells * t.dataset.n_genes)))
+        else:
+            tasks.sort(key=lambda t: -(t.dataset.n_cells * t.dataset.n_genes))
         for o in skipped:
             logger.info("skip %s / %s / seed %d: %s", o.dataset, o.model, o.seed, o.reason)
 
