@@ -13,7 +13,8 @@ collection. Example (``reports/leaderboard/leaderboard.toml`` is the project's o
     n_top_genes = 5000          # count datasets: the paper's preprocessing (topiceval.datasets.preprocess)
 
     [train]
-    models = "registered"       # every registered model (missing extras are reported as skipped), or a list
+    models = "registered"       # every registered topic model (missing extras are reported as skipped), or a
+                                # list, which may name clustering-only models (scvi, scgpt: ARI / NMI alone)
     n_topics = 20               # defaults for every model; each model's own default where absent
     epochs = 100
 
@@ -473,9 +474,8 @@ def _models(train: Mapping[str, Any], settings: Any) -> tuple[ModelSpec, ...]:
     if not isinstance(settings, Mapping):
         raise InputError(f"config: [models] must be a table of per-model tables, got {settings!r}")
     selection = train.get("models", "registered")
-    known = [entry.name for entry in registry.available()]
-    if selection == "registered":
-        names = known
+    if selection == "registered":  # the topic models; clustering-only rows (scvi, scgpt) are named
+        names = [entry.name for entry in registry.available() if entry.kind == "topic"]
     elif isinstance(selection, str):
         names = [part.strip() for part in selection.split(",") if part.strip()]
     else:

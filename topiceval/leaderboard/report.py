@@ -40,11 +40,14 @@ from .config import RANK_BY
 from .runner import Results, readable
 
 __all__ = [
+    "CLUSTERING_ONLY_NOTE",
     "MAIN_METRICS",
     "METRIC_ORDER",
     "format_value",
     "overall_ranking",
     "prior_flags",
+    "clustering_only",
+    "clustering_table",
     "ranked_table",
     "text_table",
     "write_report",
@@ -80,6 +83,42 @@ def format_value(mean: float, sd: float = float("nan"), *, integer: bool = False
     return text
 
 
+def clustering_only(results: Results) -> list[str]:
+    """Models that are a cell embedding alone (registry ``kind="embedding"``, e.g. scVI, scGPT):
+    scored on ARI / NMI only, and kept out of the ranked tables (see :func:`clustering_table`)."""
+    return [str(m) for m in results.config.get("clustering_only") or []]
+
+
+#: Why the clustering-only rows are not ranked with the topic models (shown in the report).
+CLUSTERING_ONLY_NOTE = (
+    "Cell embeddings without topics (clustering-only rows) are scored on ARI / NMI of their latent "
+    "space alone, as the paper's clustering comparison (its Fig. 3) ranks them. They have no topic-gene "
+    "matrix and no cell-topic matrix, so TC, TD, TQ, IP, ORA and GSEA do not exist for them: they are "
+    "kept out of the ranked tables (a missing interpretability metric would otherwise rank them last) and "
+    "shown here beside the topic models' ARI / NMI; the paired tests (comparisons.csv) include them for "
+    "ARI and NMI only.")
+
+
+def clustering_table(results: Results, dataset: str) -> pd.DataFrame:
+    """ARI / NMI (mean, sample sd over seeds) of every model on one dataset, clustering-only rows
+    included, best ARI first; column ``kind`` says which rows are clustering-only."""
+    summary = results.summary()
+    part = summary[(summary["dataset"] == dataset) & summary["metric"].isin(["ARI", "NMI"])]
+    if part.empty:
+        return pd.DataFrame()
+    part = part.drop_duplicates(["model", "metric"])  # ARI / NMI are the same on every collection
+    means = part.pivot(index="model", columns="metric", values="mean")
+    sds = part.pivot(index="model", columns="metric", values="sd")
+    only = set(clustering_only(results))
+    table = pd.DataFrame(index=means.index)
+    table["kind"] = ["clustering only" if m in only else "topic model" for m in table.index]
+    table["n_seeds"] = part.groupby("model")["n"].max().reindex(table.index).astype(int)
+    for metric in ("ARI", "NMI"):
+        if metric in means.columns:
+            table[metric], table[f"{metric}_sd"] = means[metric], sds[metric]
+    return table.sort_values("ARI" if "ARI" in table.columns else "NMI", ascending=False, kind="stable")
+
+
 def _metrics_present(summary: pd.DataFrame, wanted: Sequence[str]) -> list[str]:
     present = set(summary["metric"])
     return [m for m in wanted if m in present]
@@ -98,6 +137,7 @@ def ranked_table(results: Results, dataset: str, collection: str, *,
     rank_by = tuple(rank_by or results.config.get("rank_by", RANK_BY))
     summary = results.summary()
     part = summary[(summary["dataset"] == dataset) & (summary["collection"] == collection)]
+    part = part[~part["model"].isin(clustering_only(results))]  # see clustering_table
     if part.empty:
         return pd.DataFrame()
     means = part.pivot(index="model", columns="metric", values="mean")
@@ -583,6 +623,20 @@ def _warnings_html(cautions: Sequence[tuple[str, str]]) -> str:
     return f'<ul class="warnings" title="warnings recorded while these numbers were computed">{items}</ul>'
 
 
+def _partial_note(results: Results) -> str:
+    """A banner for a report written from the cached cells while others were unfinished."""
+    cells = results.cells
+    if cells.empty or not (cells["status"] == "missing").any():
+        return ""
+    counts = cells["status"].value_counts()
+    missing = cells[cells["status"] == "missing"]
+    per_model = ", ".join(f"{m} {n}" for m, n in missing.groupby("model", sort=False).size().items())
+    return (f"PARTIAL REPORT: written from the cache while the run was unfinished; {int(counts.get('done', 0))} "
+            f"of {len(cells) - int(counts.get('skipped', 0))} cells that can run are done, "
+            f"{len(missing)} are missing ({per_model}); every table below covers the finished cells only, and "
+            "the missing ones are listed under Skipped, failed and missing.")
+
+
 def _or_default(value: Any) -> str:
     return "model default" if value is None else str(value)
 
@@ -717,6 +771,7 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
         f"topiceval {config.get('versions', {}).get('topiceval', '?')}",
     ]
     facts = [f for f in facts if f]
+    partial = _partial_note(results)
     notes = str(config.get("notes", "")).strip()
     run_notes = list(config.get("notes_run", [])) + _prior_notes(results)
 
@@ -724,6 +779,8 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     if config.get("description"):
         md += [str(config["description"]).strip(), ""]
     md += ["- " + f for f in facts] + [""]
+    if partial:
+        md += [f"**{partial}**", ""]
     if notes:
         md += ["## Notes", "", notes, ""]
     if run_notes:
@@ -738,6 +795,8 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     if config.get("description"):
         htm.append(f"<p>{html.escape(str(config['description']).strip())}</p>")
     htm.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>")
+    if partial:
+        htm.append(f'<p class="note"><b>{html.escape(partial)}</b></p>')
     if notes:
         htm.append(f'<h2>Notes</h2><div class="note">{html.escape(notes)}</div>')
     if run_notes:
@@ -779,6 +838,20 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
             md += [f"### {dataset}", "", *blocks_md]
             htm.append(f"<h3>{html.escape(dataset)}</h3>" + "".join(blocks_html))
 
+    only = [m for m in clustering_only(results) if not results.scores.empty and m in set(results.scores["model"])]
+    if only:
+        md += ["## Clustering-only rows", "", CLUSTERING_ONLY_NOTE, ""]
+        htm.append(f"<h2>Clustering-only rows</h2><p>{html.escape(CLUSTERING_ONLY_NOTE)}</p>")
+        for dataset in datasets:
+            table = clustering_table(results, dataset)
+            if table.empty or not (table["kind"] == "clustering only").any():
+                continue
+            header = ["model", "kind", "ARI", "NMI", "seeds"]
+            rows = [[m, r["kind"], *[format_value(r.get(k, np.nan), r.get(f"{k}_sd", np.nan)) for k in ("ARI", "NMI")],
+                     str(int(r["n_seeds"]))] for m, r in table.iterrows()]
+            md += [f"### {dataset}", "", _markdown_table(header, rows), ""]
+            htm.append(f"<h3>{html.escape(dataset)}</h3>" + _html_table(header, rows, "clustering"))
+
     if plots:
         htm.append("<h2>Plots</h2>")
         for collection in collections:
@@ -808,8 +881,9 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     htm.append("<h2>Top genes per topic</h2>" + _top_genes_html(results, max_topics))
 
     header, rows = _skipped_rows(results)
-    md += ["## Skipped and failed", ""]
-    htm.append("<h2>Skipped and failed</h2>")
+    title_bad = "Skipped, failed and missing" if partial else "Skipped and failed"
+    md += [f"## {title_bad}", ""]
+    htm.append(f"<h2>{title_bad}</h2>")
     if rows:
         md += [_markdown_table(header, rows), ""]
         htm.append(_html_table(header, rows, "skipped"))

@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "LOG_FILE",
+    "MISSING",
     "CellOutcome",
     "CellTask",
     "PreparedDataset",
@@ -75,6 +76,8 @@ __all__ = [
 ]
 
 LOG_FILE = "run.log"
+#: Status of a cell that a cache-only run found unfinished (``cached_only`` of :func:`run`).
+MISSING = "missing"
 logger = logging.getLogger("topiceval.leaderboard")
 
 #: Score keys that do not depend on the gene sets (the same for every collection).
@@ -159,7 +162,7 @@ class CellOutcome:
     dataset: str
     model: str
     seed: int
-    status: str  # "done", "skipped" or "failed"
+    status: str  # "done", "skipped", "failed", or "missing" (cache-only runs)
     reason: str = ""
     train_key: str = ""
     settings_key: str = ""
@@ -226,6 +229,36 @@ def _load_raw(spec: DatasetSpec, meta: dict[str, Any]) -> AnnData:
     return datasets.load_dataset(spec.name)
 
 
+def _embeddings_only(spec: DatasetSpec, meta: dict[str, Any], key: str, root: Path) -> tuple[str | None, int]:
+    """Cache the cells, labels and ``obsm`` embeddings of a dataset without expression matrix as
+    ``root/<key>.h5ad`` (``(None, 0)`` when it has no file or no embedding)."""
+    files = meta["files"]
+    if spec.path is None and not files:  # a registry dataset: its files hold the cells and embeddings
+        from topiceval.datasets import DATASETS, shared_data_dir
+
+        info = DATASETS.get(spec.name)
+        files = [shared_data_dir() / f for f in info.files] if info is not None else []
+    if not files or not all(Path(f).exists() for f in files):
+        return None, 0
+    target = root / f"{key}.h5ad"
+    if not target.exists():
+        import anndata
+
+        adata = _load_raw(spec, meta)
+        if not len(adata.obsm) or meta["label_key"] not in adata.obs:
+            return None, 0
+        labels = adata.obs[meta["label_key"]].astype(str)
+        slim = anndata.AnnData(obs=pd.DataFrame({meta["label_key"]: pd.Categorical(labels)},
+                                                index=adata.obs_names.astype(str)),
+                               obsm={k: np.asarray(v) for k, v in adata.obsm.items()})
+        root.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target, suffix=".h5ad") as tmp:
+            slim.write_h5ad(tmp)
+    from topiceval.io import read_obs
+
+    return str(target), len(read_obs(target))
+
+
 def prepare_dataset(spec: DatasetSpec, n_top_genes: int | None, cache: PathLike) -> PreparedDataset:
     """Load a dataset, preprocess it if it holds counts, and cache it as an h5ad.
 
@@ -251,12 +284,12 @@ def prepare_dataset(spec: DatasetSpec, n_top_genes: int | None, cache: PathLike)
     key = stable_hash({"source": source, "preprocessing": preprocessing})
     info = dict(meta["info"], preprocessing=preprocessing, source_sha256=source["files"])
     if meta["values"] == "none":
-        return PreparedDataset(
-            spec.name, meta["species"], meta["label_key"], "none", None, key, 0, 0,
-            int(meta["info"].get("n_types", 0)),
-            skip_reason="no expression matrix (the distributed data hold cell types and a cell embedding only)",
-            info=info,
-        )
+        # no expression matrix: no topic model runs on it, but its cell embeddings (obsm) are kept
+        # for the clustering-only rows (models whose input is "embedding")
+        reason = "no expression matrix (the distributed data hold cell types and a cell embedding only)"
+        path, n_cells = _embeddings_only(spec, meta, key, as_path(cache) / "data")
+        return PreparedDataset(spec.name, meta["species"], meta["label_key"], "none", path, key, n_cells, 0,
+                               int(meta["info"].get("n_types", 0)), skip_reason=reason, info=info)
     missing = [str(f) for f in files if not Path(f).exists()]
     if missing:
         raise InputError(f"dataset {spec.name!r}: file(s) not found: {', '.join(missing)}")
@@ -367,9 +400,10 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
     from topiceval.io import read_label_column, read_outputs_h5ad
 
     started = time.perf_counter()
-    outputs = read_outputs_h5ad(run_dir / OUTPUTS_FILE)
+    embedding_only = task.entry.kind == "embedding"
+    outputs = read_outputs_h5ad(run_dir / OUTPUTS_FILE, require_topic_gene=not embedding_only)
     labels = read_label_column(run_dir / OUTPUTS_FILE, task.dataset.label_key)
-    gene_sets = _gene_sets(score.spec, score.species, score.min_size, score.max_size)
+    gene_sets = None if embedding_only else _gene_sets(score.spec, score.species, score.min_size, score.max_size)
     result = evaluate(outputs, gene_sets=gene_sets, labels=labels, metrics=list(score.metrics),
                       name=task.model.name, **task.evaluation)
     root = Path(task.cache) / "scores"
@@ -429,7 +463,7 @@ def run_cell(task: CellTask) -> CellOutcome:
         except TopicEvalError as exc:
             outcome.status = "skipped" if not outcome.score_keys else "failed"
             outcome.reason = str(exc).splitlines()[0]
-            if outcome.status == "skipped" and task.dataset.values != "counts":
+            if outcome.status == "skipped" and task.dataset.values != "counts" and task.entry.input == "counts":
                 outcome.reason = (f"{task.dataset.name} holds {task.dataset.values.replace('_', ' ')}, no raw "
                                   f"counts: {outcome.reason.split(' (run topiceval')[0]}")
         except Exception as exc:  # noqa: BLE001 - recorded, the other cells go on
@@ -740,6 +774,7 @@ def run(
     n_jobs: int | None = None,
     progress: bool = True,
     refresh: bool = False,
+    cached_only: bool = False,
 ) -> Results:
     """Run (or resume) a leaderboard.
 
@@ -760,6 +795,12 @@ def run(
         Show a progress bar over the cells.
     refresh
         Ignore (and replace) the cached runs and scores of this configuration.
+    cached_only
+        Train and score nothing: collect the cells whose run and scores are all in the cache, and
+        report every other cell as ``"missing"`` (with what it lacks). For a report of a run that
+        is still going on in another process (a partial report); cannot be combined with
+        ``refresh``. Models that train nothing (input ``"embedding"``: a stored cell embedding,
+        such as scgpt) are read and scored as usual, which takes seconds.
 
     Returns
     -------
@@ -776,6 +817,8 @@ def run(
 
     backend = backend or config.backend
     n_jobs = n_jobs or config.n_jobs
+    if cached_only and refresh:
+        raise InputError("cached_only reads the cache as it is: it cannot be combined with refresh")
     if backend not in _BACKENDS:
         raise InputError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
     check_paths(config)
@@ -802,7 +845,7 @@ def run(
         collections: dict[str, dict[str, Any]] = {}
         score_plans: dict[str, list[tuple[CollectionSpec, str, tuple[str, ...]]]] = {}
         for dataset in prepared.values():
-            if dataset.skip_reason:
+            if dataset.path is None:
                 continue
             plans = []
             for collection in config.collections:
@@ -833,7 +876,7 @@ def run(
             for model in config.models:
                 entry = entries[model.name]
                 for seed in config.seeds:
-                    if dataset.skip_reason:
+                    if dataset.skip_reason and not (entry.input == "embedding" and dataset.path):
                         skipped.append(CellOutcome(dataset.name, model.name, seed, "skipped",
                                                    reason=f"dataset: {dataset.skip_reason}"))
                         continue
@@ -846,6 +889,10 @@ def run(
                     key = train_key(dataset, model, seed, entry)
                     scores = []
                     for collection, spec, metrics in score_plans[dataset.name]:
+                        if entry.kind == "embedding":  # a cell embedding alone: clustering metrics only
+                            metrics = tuple(m for m in metrics if set(METRICS[m].needs) <= {"cells", "labels"})
+                            if not metrics:
+                                continue
                         identity = _gene_set_identity(spec, dataset.species, collection.min_size, collection.max_size)
                         score_key = stable_hash({"run": key, "gene_sets": identity, "metrics": list(metrics),
                                                  "evaluation": evaluation})
@@ -869,9 +916,15 @@ def run(
             logger.info("skip %s / %s / seed %d: %s", o.dataset, o.model, o.seed, o.reason)
 
         outcomes: list[CellOutcome] = list(skipped)
+        if cached_only:
+            tasks, missing = _split_cached(tasks, cache_root)
+            outcomes += missing
+            for o in missing:
+                logger.info("missing %s / %s / seed %d: %s", o.dataset, o.model, o.seed, o.reason)
         bar = tqdm(total=len(tasks), desc="cells", unit="cell", disable=not progress)
         try:
-            for outcome in _BACKENDS[backend](tasks, n_jobs, config.scheduler):
+            for outcome in (_sequential(tasks, 1, None) if cached_only  # reads files only
+                            else _BACKENDS[backend](tasks, n_jobs, config.scheduler)):
                 outcomes.append(outcome)
                 _log_outcome(outcome)
                 bar.set_postfix_str(f"{outcome.dataset}/{outcome.model}/{outcome.seed} {outcome.status}")
@@ -880,8 +933,10 @@ def run(
             bar.close()
         wall = time.perf_counter() - wall0
         done = sum(o.status == "done" for o in outcomes)
-        logger.info("finished: %d done, %d skipped, %d failed in %.1f s wall", done,
-                    sum(o.status == "skipped" for o in outcomes), sum(o.status == "failed" for o in outcomes), wall)
+        logger.info("finished: %d done, %d skipped, %d failed%s in %.1f s wall", done,
+                    sum(o.status == "skipped" for o in outcomes), sum(o.status == "failed" for o in outcomes),
+                    f", {sum(o.status == MISSING for o in outcomes)} missing (not in the cache)" if cached_only else "",
+                    wall)
         record = {
             **config.to_dict(),
             "datasets_prepared": [p.to_dict() | {"path": None} for p in prepared.values()],
@@ -891,8 +946,10 @@ def run(
             "wall_s": wall,
             "cpu_s_main": time.process_time() - cpu0,
             "cpu_s_cells": float(sum(o.cpu_s for o in outcomes)),
-            "backend_used": backend,
+            "backend_used": "cache only" if cached_only else backend,
             "n_jobs_used": n_jobs,
+            "cached_only": cached_only,
+            "clustering_only": [m.name for m in config.models if entries[m.name].kind == "embedding"],
             "versions": _versions(),
         }
         return _collect(record, tasks, outcomes, prepared, cache_root)
@@ -900,6 +957,30 @@ def run(
         if handler is not None:
             logger.removeHandler(handler)
             handler.close()
+
+
+def _split_cached(tasks: Sequence[CellTask], cache: Path) -> tuple[list[CellTask], list[CellOutcome]]:
+    """The cells whose run and every score are cached, and a ``"missing"`` outcome for each other
+    one, saying what it lacks (see ``cached_only`` of :func:`run`)."""
+    from topiceval.adapters.registry import CONFIG_FILE
+
+    ready, missing = [], []
+    for task in tasks:
+        if task.entry.input == "embedding":  # trains nothing (reads a stored embedding): always collected
+            ready.append(task)
+            continue
+        if not (cache / "runs" / task.train_key / CONFIG_FILE).is_file():
+            reason = "not in the cache: not trained yet (being trained, or failed when tried: failed cells are not cached)"
+        else:
+            lacking = [s.collection for s in task.scores
+                       if not (cache / "scores" / s.key / "evaluation.json").is_file()]
+            if not lacking:
+                ready.append(task)
+                continue
+            reason = f"not in the cache: trained, not yet scored on {', '.join(lacking)}"
+        missing.append(CellOutcome(task.dataset.name, task.model.name, task.seed, MISSING, reason=reason,
+                                   train_key=task.train_key, settings_key=task.settings_key))
+    return ready, missing
 
 
 def _log_outcome(o: CellOutcome) -> None:
