@@ -244,3 +244,79 @@ dir = "out"
     printed = capsys.readouterr().out
     assert "cells: 5 done, 9 skipped, 0 failed, 4 missing (not in the cache yet)" in printed
     assert (tmp_path / "out" / "run-cached-only.log").is_file() and not (tmp_path / "out" / "run.log").exists()
+
+
+# --------------------------------------------------------------------------- the paper's claims
+def _claims_results() -> runner.Results:
+    """Hand-built scores on 4 datasets x 2 seeds: sce2tm leads a and b on IP everywhere, trails a on
+    TQ against c2 but leads on the larger c2_c5bp, and scvi (clustering only) leads it on ARI."""
+    rows = []
+
+    def add(dataset, seed, model, collection, metric, value):
+        rows.append({"dataset": dataset, "species": "human", "model": model, "seed": seed, "collection": collection,
+                     "metric": metric, "value": value, "config_sha256": "x"})
+
+    for i, dataset in enumerate(["d1", "d2", "d3", "d4"]):
+        for seed in (0, 1):
+            e = 0.01 * (i + 1) + 0.003 * seed  # distinct paired differences (no Wilcoxon ties)
+            for model, ip, tq, tq_big, ari in (("sce2tm", 0.9 + e, 0.10, 0.20 + e, 0.70 + e),
+                                               ("a", 0.8, 0.12 + e, 0.15, 0.60),
+                                               ("b", 0.5, 0.05, 0.05, 0.50)):
+                add(dataset, seed, model, "c2", "IP", ip)
+                add(dataset, seed, model, "c2", "TQ", tq)
+                add(dataset, seed, model, "c2", "ARI", ari)
+                add(dataset, seed, model, "c2_c5bp", "TQ", tq_big)
+            add(dataset, seed, "scvi", "c2", "ARI", 0.80 + e)
+    config = {"name": "claims", "seeds": [0, 1], "models": [{"name": m} for m in ("sce2tm", "a", "b", "scvi")],
+              "datasets": [{"name": d} for d in ("d1", "d2", "d3", "d4")],
+              "collections": [{"name": "c2", "metrics": ["tq", "ip", "clustering"]},
+                              {"name": "c2_c5bp", "metrics": ["tq"]}],
+              "gene_sets": {"c2": {"human": {"n_sets": 5529}}, "c2_c5bp": {"human": {"n_sets": 13059}}},
+              "clustering_only": ["scvi"], "rank_by": ["TQ", "IP", "ARI"]}
+    return runner.Results(config=config, cells=pd.DataFrame(columns=runner._CELL_COLUMNS),
+                          scores=pd.DataFrame(rows), per_topic=pd.DataFrame(columns=runner._TOPIC_COLUMNS),
+                          pathways=pd.DataFrame(columns=runner._PATHWAY_COLUMNS))
+
+
+def test_paper_claims_are_checked_against_paired_means_and_the_wilcoxon_tests(tmp_path):
+    from scipy.stats import wilcoxon
+    from statsmodels.stats.multitest import multipletests
+
+    from topiceval.leaderboard import claims, statistics
+
+    results = _claims_results()
+    table = claims.paper_claims(results).set_index("label")
+    # IP: ahead of a and b; the closest is a, gain = (mean sce2tm - mean a) / mean a over the 8 cells
+    scores = results.scores
+    ip = scores[scores["metric"] == "IP"].pivot_table(index=["dataset", "seed"], columns="model", values="value")
+    assert table.loc["IP", "closest"] == "a" and table.loc["IP", "n"] == 8
+    assert table.loc["IP", "gain"] == pytest.approx((ip["sce2tm"].mean() - ip["a"].mean()) / ip["a"].mean(), rel=1e-12)
+    raw = [wilcoxon(ip["sce2tm"], ip[m]).pvalue for m in ("a", "b")] + [wilcoxon(ip["a"], ip["b"]).pvalue]
+    assert table.loc["IP", "pvalue"] == pytest.approx(raw[0], rel=1e-12)
+    assert table.loc["IP", "pvalue_holm"] == pytest.approx(multipletests(raw, method="holm")[1][0], rel=1e-12)
+    assert table.loc["IP", "verdict"] == "holds"  # 8 pairs all positive: p = 2 / 2**8 < 0.05
+    assert "scVI" not in table.loc["IP", "behind"] and table.loc["IP", "n_models"] == 2  # scvi has no IP
+    # TQ on c2: a is ahead; on the larger c2_c5bp scE2TM leads, and that row stands for the paper's TQ
+    assert table.loc["TQ", "verdict"] == "does not hold" and table.loc["TQ", "behind"].startswith("a (+")
+    assert table.loc["TQ@c2_c5bp", "verdict"] == "holds" and table.loc["TQ@c2_c5bp", "main"]
+    assert not table.loc["TQ", "main"]
+    # ARI: the clustering-only scvi competes, and leads
+    assert table.loc["ARI", "closest"] == "scvi" and table.loc["ARI", "verdict"] == "does not hold"
+    assert table.loc["ARI", "ahead_of"] == 2 and table.loc["ARI", "n_models"] == 3
+    # ORA_Q, GSEA_Q, NMI: no scores, nothing to test
+    for label in ("ORA_Q", "GSEA_Q", "NMI"):
+        assert table.loc[label, "verdict"] == "not testable"
+    assert set(statistics.comparisons(results)["metric"]) >= {"IP", "TQ", "TQ@c2_c5bp", "ARI"}
+
+    markdown = report.write_report(results, tmp_path, plots=False)["markdown"].read_text()
+    section = markdown.split("## The paper's claims", 1)[1]
+    assert ("In short: holds: IP, TQ@c2_c5bp; does not hold: ARI; not testable: ORA_Q, GSEA_Q, NMI." in section)
+    assert "| TQ@c2_c5bp * |" in section and "distils from a PCA" not in section.split("###")[0]
+    assert "### What distilling from a PCA instead of scGPT means" in section and "7.2 % ARI" in section
+    written = pd.read_csv(tmp_path / "claims.csv")
+    assert list(written["label"]) == list(table.index)
+    # a leaderboard without scE2TM has no such section
+    other = runner.Results(config=results.config, cells=results.cells,
+                           scores=scores[scores["model"] != "sce2tm"], per_topic=results.per_topic,
+                           pathways=results.pathways)
+    assert claims.report_sections(other) == ([], [])

@@ -32,7 +32,7 @@ import pandas as pd
 
 from topiceval._utils import PathLike, as_path
 from topiceval.errors import TopicEvalError
-from topiceval.io import atomic_write
+from topiceval.io import atomic_path, atomic_write
 from topiceval.metrics.registry import main_keys, score_keys
 
 from . import statistics
@@ -878,6 +878,15 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     stats_md, stats_html = statistics.report_sections(results, plots=plots)
     md += stats_md
     htm += stats_html
+    from . import claims  # the scE2TM paper's claims, point by point (only when scE2TM ran)
+
+    claims_md, claims_html = claims.report_sections(results)
+    md += claims_md
+    htm += claims_html
+    if claims_md:
+        with atomic_path(target / "claims.csv", suffix=".csv") as tmp:
+            claims.paper_claims(results).to_csv(tmp, index=False, float_format="%.10g")
+        files = [*files, target / "claims.csv"]
     htm.append("<h2>Top genes per topic</h2>" + _top_genes_html(results, max_topics))
 
     header, rows = _skipped_rows(results)
