@@ -195,6 +195,11 @@ def test_cached_only_reports_the_finished_cells_and_lists_the_rest(mixed_results
         assert cells.loc[cell, "status"] == runner.MISSING
         assert cells.loc[cell, "reason"].startswith("not in the cache: not trained yet (being trained, or failed")
     assert cells.loc[("ting", "scgpt", 2), "status"] == "skipped"  # skips are decided as in a full run
+    # the scoring time of a cached score is read from its timing record, as measured when computed
+    first = mixed_results["results"].cells.set_index(["dataset", "model", "seed"])
+    assert np.isfinite(first.loc[("ting", "scvi", 0), "score_s"]) and first.loc[("ting", "scvi", 0), "score_s"] > 0
+    assert cells.loc[("ting", "scvi", 0), "score_s"] == first.loc[("ting", "scvi", 0), "score_s"]
+    assert np.isnan(cells.loc[("ting", "nmf", 2), "score_s"])
     # the numbers of the finished cells are those of the run that computed them
     before = mixed_results["results"].scores
     shared = results.scores.merge(before, on=["dataset", "model", "seed", "collection", "metric"], suffixes=("", "_run"))

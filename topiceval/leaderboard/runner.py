@@ -76,6 +76,8 @@ __all__ = [
 ]
 
 LOG_FILE = "run.log"
+#: Seconds a cached score took to compute (``scores/<key>/timing.json``).
+TIMING_FILE = "timing.json"
 #: Status of a cell that a cache-only run found unfinished (``cached_only`` of :func:`run`).
 MISSING = "missing"
 logger = logging.getLogger("topiceval.leaderboard")
@@ -411,6 +413,9 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
     staging = make_temp_dir(f".{score.key}.", root)
     try:
         result.to_json(staging / "evaluation.json")
+        # how long this score took, kept with it so that a resumed run still knows its cost
+        elapsed = time.perf_counter() - started
+        write_json({"score_s": elapsed}, staging / TIMING_FILE)
         for name, columns in _DETAIL_COLUMNS.items():
             table = result.details.get(name)
             if table is not None:
@@ -420,7 +425,7 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return time.perf_counter() - started
+    return elapsed
 
 
 def run_cell(task: CellTask) -> CellOutcome:
@@ -455,8 +460,11 @@ def run_cell(task: CellTask) -> CellOutcome:
                 str(prior[k]) for k in ("sha256", "content_sha256") if prior.get(k)))
             for score in task.scores:
                 outcome.score_keys[score.collection] = score.key
-                if (Path(task.cache) / "scores" / score.key / "evaluation.json").is_file():
+                folder = Path(task.cache) / "scores" / score.key
+                if (folder / "evaluation.json").is_file():
                     outcome.scored[score.collection] = False
+                    if (folder / TIMING_FILE).is_file():  # absent for scores cached by older versions
+                        outcome.score_s[score.collection] = float(json.loads((folder / TIMING_FILE).read_text())["score_s"])
                     continue
                 outcome.score_s[score.collection] = _score(task, score, run_dir)
                 outcome.scored[score.collection] = True
@@ -494,8 +502,9 @@ class Results:
         out, ``started``, ``wall_s``, ``cpu_s``, versions).
     cells
         One row per (dataset, model, seed): ``status`` (done / skipped / failed), ``reason``,
-        ``trained`` (computed in this run, else read from the cache), ``train_s``, ``cpu_s``,
-        ``wall_s``, ``n_warnings``, ``train_key``, ``prior_sha256`` (the hashes of the gene sets a
+        ``trained`` (computed in this run, else read from the cache), ``train_s`` (the fit, from
+        ``config.json``), ``score_s`` (scoring, all collections, from each score's ``timing.json``;
+        NaN where a cached score predates that record), ``cpu_s``, ``wall_s``, ``n_warnings``, ``train_key``, ``prior_sha256`` (the hashes of the gene sets a
         model such as Spectra used as prior; empty when none).
     scores
         Long table: ``dataset, species, model, seed, collection, metric, value, config_sha256``
@@ -609,7 +618,10 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                 scored += [f"[{collection}] {text}" for text in dict.fromkeys(found)]
         others = [w for w in o.warnings if not any(w.endswith(t.split("] ", 1)[1]) for t in scored)]
         cell_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed, "status": o.status,
-                          "reason": o.reason, "trained": o.trained, "train_s": o.train_s, "cpu_s": o.cpu_s,
+                          "reason": o.reason, "trained": o.trained, "train_s": o.train_s,
+                          "score_s": (float(sum(o.score_s.values())) if o.status == "done" and o.score_keys
+                                      and set(o.score_s) == set(o.score_keys) else np.nan),
+                          "cpu_s": o.cpu_s,
                           "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key,
                           "prior_sha256": o.prior_sha256, "warnings": "\n".join([*scored, *others])})
         if o.status != "done":
@@ -652,7 +664,7 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                    pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS), stability=pairs)
 
 
-_CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "cpu_s", "wall_s",
+_CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "score_s", "cpu_s", "wall_s",
                  "n_warnings", "train_key", "prior_sha256", "warnings"]
 _SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
 _TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
@@ -950,6 +962,9 @@ def run(
             "n_jobs_used": n_jobs,
             "cached_only": cached_only,
             "clustering_only": [m.name for m in config.models if entries[m.name].kind == "embedding"],
+            # what ran for each model: the registry's description and its libraries' versions
+            "implementations": {m.name: {"description": entries[m.name].description, "kind": entries[m.name].kind,
+                                         "versions": _library_versions(entries[m.name])} for m in config.models},
             "versions": _versions(),
         }
         return _collect(record, tasks, outcomes, prepared, cache_root)
@@ -986,7 +1001,7 @@ def _split_cached(tasks: Sequence[CellTask], cache: Path) -> tuple[list[CellTask
 def _log_outcome(o: CellOutcome) -> None:
     where = f"{o.dataset} / {o.model} / seed {o.seed}"
     if o.status == "done":
-        computed = [c for c, fresh in o.scored.items() if fresh]
+        computed = [c for c, fresh in o.scored.items() if fresh and c in o.score_s]
         logger.info("%s: done (%s, train %.1f s, scored %s; %.1f s wall, %.1f s CPU)", where,
                     "trained" if o.trained else "cached run", o.train_s,
                     ", ".join(f"{c} {o.score_s[c]:.1f} s" for c in computed) or "from cache", o.wall_s, o.cpu_s)
