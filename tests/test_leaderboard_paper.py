@@ -147,6 +147,16 @@ def test_report_keeps_clustering_only_rows_out_of_the_ranked_tables(mixed_result
     assert "kept out of the ranked tables" in section and "| scgpt | clustering only |" in section and "| scvi | clustering only |" in section
     ranked = markdown.split("## Results per dataset", 1)[1].split("## Clustering-only rows", 1)[0]
     assert "scvi" not in ranked and "scgpt" not in ranked
+    # which implementation ran, and the measured time of each model (fit + scoring, summed over cells)
+    import sklearn
+
+    assert (f"| nmf | NMF (scikit-learn, KL divergence) on counts: fast, deterministic baseline; scikit-learn "
+            f"{sklearn.__version__} | 6 | 40 |") in markdown
+    cells = results.cells[(results.cells["model"] == "nmf") & (results.cells["status"] == "done")]
+    assert cells["score_s"].notna().all() and (cells["score_s"] > 0).all()
+    total = cells["train_s"].sum() + cells["score_s"].sum()
+    assert (f"| nmf | 2 | {cells['train_s'].sum():.0f} | {cells['score_s'].sum():.0f} | {total:.0f} | "
+            f"{total / 2:.0f} |") in markdown
     comparisons = pd.read_csv(tmp_path / "comparisons.csv")
     with_scvi = comparisons[(comparisons["model_a"] == "scvi") | (comparisons["model_b"] == "scvi")]
     assert set(with_scvi.dropna(subset=["pvalue"])["metric"]) <= {"ARI", "NMI", "ARI_label_free", "NMI_label_free", "ASW"}

@@ -569,9 +569,13 @@ def _settings_rows(results: Results) -> dict[str, tuple[list[str], list[list[str
         datasets.append([d["name"], d["species"], str(d["n_cells"]), str(d["n_genes"]), str(d["n_types"]),
                          prep, d.get("skip_reason") or "", info.get("citation", "")])
     models = []
+    implementations = config.get("implementations") or {}
     for m in config.get("models", []):
         options = ", ".join(f"{k}={v}" for k, v in (m.get("options") or {}).items())
-        models.append([m["name"], _or_default(m.get("n_topics")), _or_default(m.get("epochs")),
+        record = implementations.get(m["name"]) or {}
+        versions = ", ".join(f"{k} {v}" for k, v in (record.get("versions") or {}).items() if k != "topiceval")
+        implementation = "; ".join(part for part in (record.get("description", ""), versions) if part) or "–"
+        models.append([m["name"], implementation, _or_default(m.get("n_topics")), _or_default(m.get("epochs")),
                        m.get("layer") or "model default", options])
     collections = []
     for c in config.get("collections", []):
@@ -583,7 +587,7 @@ def _settings_rows(results: Results) -> dict[str, tuple[list[str], list[list[str
     options = [[k, str(v)] for k, v in sorted((config.get("evaluation") or {}).items())]
     return {
         "datasets": (["dataset", "species", "cells", "genes", "types", "preprocessing", "skipped", "citation"], datasets),
-        "models": (["model", "topics K", "epochs", "input", "options"], models),
+        "models": (["model", "implementation", "topics K", "epochs", "input", "options"], models),
         "collections": (["collection", "species", "gene sets", "sets", "content sha256", "metrics"], collections),
         "options": (["evaluation option", "value"], options or [["(all defaults)", ""]]),
     }
@@ -667,6 +671,29 @@ def _timing_rows(results: Results) -> tuple[list[str], list[list[str]]]:
             values = sub.loc[sub["dataset"] == dataset, "train_s"]
             row.append("–" if values.empty else f"{values.mean():.1f}")
         rows.append(row)
+    return header, rows
+
+
+def _model_time_rows(results: Results) -> tuple[list[str], list[list[str]]]:
+    """Measured seconds per model, summed over its finished cells: fit (``config.json``), scoring
+    (each score's timing record; cells scored before it existed are counted apart), total."""
+    cells = results.cells
+    header = ["model", "cells done", "fit s", "scoring s", "total s", "mean s per cell"]
+    if cells.empty:
+        return header, []
+    done = cells[cells["status"] == "done"]
+    rows = []
+    for model in _model_order(results):
+        sub = done[done["model"] == model]
+        if sub.empty:
+            continue
+        fit = float(sub["train_s"].sum())
+        score = sub["score_s"] if "score_s" in sub else pd.Series(np.nan, index=sub.index)
+        known = score.notna()
+        scoring = f"{score[known].sum():.0f}" + (f" ({int((~known).sum())} cell(s) unrecorded)" if (~known).any() else "")
+        total = fit + float(score[known].sum())
+        rows.append([model, str(len(sub)), f"{fit:.0f}", scoring, f"{total:.0f}",
+                     f"{total / len(sub):.0f}" if known.all() else "–"])
     return header, rows
 
 
@@ -913,6 +940,13 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
                 "config.json; cells ran in parallel on a shared machine)"), "",
                _markdown_table(header, rows), ""]
         htm.append("<h3>Training time (wall seconds of the fit, mean over seeds)</h3>" + _html_table(header, rows, "timing"))
+    header, rows = _model_time_rows(results)
+    if rows:
+        text = ("Measured time per model (wall seconds, summed over its finished cells: the fit as recorded in "
+                "each run's config.json, scoring as recorded with each score; cells ran in parallel on a shared "
+                "machine, so these are not CPU costs)")
+        md += [f"**{text}**", "", _markdown_table(header, rows), ""]
+        htm.append(f"<h3>{html.escape(text)}</h3>" + _html_table(header, rows, "model-time"))
     names = ", ".join(f"`{p.name}`" for p in files)
     md += ["## Files", "", f"Every number above: {names}. Plots and top genes per topic: `index.html`.", ""]
     htm.append("<h2>Files</h2><p>Every number on this page is in " + ", ".join(
