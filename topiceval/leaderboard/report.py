@@ -690,7 +690,8 @@ def _model_time_rows(results: Results) -> tuple[list[str], list[list[str]]]:
         fit = float(sub["train_s"].sum())
         score = sub["score_s"] if "score_s" in sub else pd.Series(np.nan, index=sub.index)
         known = score.notna()
-        scoring = f"{score[known].sum():.0f}" + (f" ({int((~known).sum())} cell(s) unrecorded)" if (~known).any() else "")
+        scoring = (f"{score[known].sum():.0f}" if known.any() else "–") + (
+            f" ({int((~known).sum())} cell(s) scored before scoring times were recorded)" if (~known).any() else "")
         total = fit + float(score[known].sum())
         rows.append([model, str(len(sub)), f"{fit:.0f}", scoring, f"{total:.0f}",
                      f"{total / len(sub):.0f}" if known.all() else "–"])
