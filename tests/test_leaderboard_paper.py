@@ -335,3 +335,13 @@ def test_paper_claims_are_checked_against_paired_means_and_the_wilcoxon_tests(tm
                            scores=scores[scores["model"] != "sce2tm"], per_topic=results.per_topic,
                            pathways=results.pathways)
     assert claims.report_sections(other) == ([], [])
+
+
+def test_clustering_only_adapters_import_no_model_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, topiceval.adapters.scvi_latent, topiceval.adapters.embedding, topiceval.leaderboard.claims\n"
+            "print(sorted(m for m in ('torch', 'scvi', 'lightning') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
