@@ -335,6 +335,14 @@ def test_paper_claims_are_checked_against_paired_means_and_the_wilcoxon_tests(tm
                            scores=scores[scores["model"] != "sce2tm"], per_topic=results.per_topic,
                            pathways=results.pathways)
     assert claims.report_sections(other) == ([], [])
+    # on three paired cells no claim can reach p < 0.05, and the section says so
+    few = runner.Results(config=results.config, cells=results.cells,
+                         scores=scores[(scores["dataset"].isin(["d1", "d2"])) & ~((scores["dataset"] == "d2")
+                                                                                   & (scores["seed"] == 1))],
+                         per_topic=results.per_topic, pathways=results.pathways)
+    text = "\n".join(claims.report_sections(few)[0])
+    assert "With 3 paired cells the smallest two-sided Wilcoxon p is 2 / 2^3 = 0.25" in text
+    assert "With 3 paired" not in section
 
 
 def test_clustering_only_adapters_import_no_model_library():

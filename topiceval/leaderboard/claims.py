@@ -238,6 +238,11 @@ def report_sections(results: Results, comparisons: pd.DataFrame | None = None) -
         f"ahead but not significant: {', '.join(ahead)}" if ahead else "",
         f"does not hold: {', '.join(failed)}" if failed else "",
         f"not testable: {', '.join(untested)}" if untested else "") if part)
+    tested = main[main["n"] > 0]
+    if len(tested) and int(tested["n"].min()) < 6:
+        n = int(tested["n"].min())
+        summary += (f" With {n} paired cells the smallest two-sided Wilcoxon p is 2 / 2^{n} = {2 / 2 ** n:.3g}: "
+                    "no claim can be significant at 0.05 on so few cells (6 are needed)")
     md = ["## The paper's claims", "", intro, "", f"In short: {summary}.", "", _markdown_table(header, rows), "",
           "### What distilling from a PCA instead of scGPT means", "", PCA_NOTE, ""]
     htm = ["<h2>The paper's claims</h2>", f"<p>{html.escape(intro)}</p>",
