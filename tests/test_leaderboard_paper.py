@@ -341,8 +341,12 @@ def test_paper_claims_are_checked_against_paired_means_and_the_wilcoxon_tests(tm
                                                                                    & (scores["seed"] == 1))],
                          per_topic=results.per_topic, pathways=results.pathways)
     text = "\n".join(claims.report_sections(few)[0])
-    assert "With 3 paired cells the smallest two-sided Wilcoxon p is 2 / 2^3 = 0.25" in text
+    assert ". With 3 paired cells the smallest two-sided Wilcoxon p is 2 / 2^3 = 0.25: no claim" in text
     assert "With 3 paired" not in section
+    # the paper's own baselines only: here scvi alone (a and b are not among them), for ARI
+    assert table.loc["ARI", "verdict_paper_baselines"] == "does not hold"
+    assert table.loc["ARI", "closest_paper_baseline"].startswith("scvi (-")
+    assert table.loc["IP", "verdict_paper_baselines"] == "not testable"
 
 
 def test_clustering_only_adapters_import_no_model_library():
