@@ -147,7 +147,12 @@ class ModelEntry:
     input
         What the model trains on when no layer is named: ``"counts"`` (``layers["counts"]``, else
         ``X`` when it holds raw counts), ``"log"`` (log-normalised ``X``; raw counts in ``X`` are
-        first put through the paper's preprocessing) or ``"any"`` (``X`` as it is).
+        first put through the paper's preprocessing), ``"any"`` (``X`` as it is) or
+        ``"embedding"`` (a precomputed cell embedding in ``obsm``; no expression matrix needed).
+    kind
+        ``"topic"``: a topic model (topic-gene matrix, scored on every metric); ``"embedding"``: a
+        cell embedding alone (no topics), scored on clustering only (ARI / NMI) and kept out of
+        the interpretability columns of a leaderboard.
     """
 
     name: str
@@ -156,6 +161,7 @@ class ModelEntry:
     requires: tuple[str, ...]
     description: str
     input: str = "any"
+    kind: str = "topic"
 
     def missing(self) -> list[str]:
         """The required modules that cannot be imported here."""
@@ -235,6 +241,24 @@ BUILTIN: tuple[ModelEntry, ...] = (
         requires=("torch", "Spectra"),
         description="Spectra (Kunes et al.): gene programs guided by a gene-set prior, PyPI scspectra",
     ),
+    ModelEntry(
+        name="scvi",
+        target="topiceval.adapters.scvi_latent:train",
+        extra="ldvae",
+        requires=("torch", "scvi"),
+        description="scVI (Lopez et al.): scvi-tools SCVI latent space; a cell embedding, clustering only",
+        input="counts",
+        kind="embedding",
+    ),
+    ModelEntry(
+        name="scgpt",
+        target="topiceval.adapters.embedding:train",
+        extra=None,
+        requires=(),
+        description="scGPT zero-shot cell embedding, precomputed (obsm['X_scgpt']); clustering only",
+        input="embedding",
+        kind="embedding",
+    ),
 )
 
 _REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in BUILTIN}
@@ -290,6 +314,9 @@ def _describe_input(entry: ModelEntry, adata: AnnData, params: TrainParams) -> t
     from topiceval.adapters._common import COUNTS_LAYER, holds_counts
 
     name = entry.name
+    if entry.input == "embedding":
+        where = f"obsm[{params.embedding_key!r}]" if params.embedding_key else "obsm"
+        return f"{name}: reads the precomputed cell embedding in {where}; nothing is trained", params, False
     if params.n_top_genes is not None:
         where = "layers['counts'] (raw counts)" if entry.input == "counts" else "X (log-normalised)"
         return (f"{name}: preprocessed as asked (normalise, log1p, {params.n_top_genes} highly variable "

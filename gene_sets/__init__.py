@@ -19,7 +19,7 @@ from topiceval._utils import PathLike, as_path
 from topiceval.errors import InputError
 
 from .download import cache_dir, cached_files, fetch
-from .gmt import CASE_RULES, Coverage, GeneSets, normalize_symbols, read_gmt
+from .gmt import CASE_RULES, Coverage, GeneSets, combine, normalize_symbols, read_gmt
 from .registry import MSIGDB_RELEASES, is_msigdb_spec, normalize_species, releases, resolve
 from .shipped import SHIPPED, ShippedCollection, shipped_path
 from .species import CROSS_SPECIES_RULE, guess_species
@@ -34,6 +34,7 @@ __all__ = [
     "ShippedCollection",
     "cache_dir",
     "cached_files",
+    "combine",
     "fetch",
     "guess_species",
     "load",
@@ -44,7 +45,7 @@ __all__ = [
     "shipped_path",
 ]
 
-GeneSetsLike = GeneSets | Mapping[str, Iterable[str]] | PathLike
+GeneSetsLike = GeneSets | Mapping[str, Iterable[str]] | PathLike | list | tuple
 
 
 def load(
@@ -76,7 +77,9 @@ def load(
         * a :class:`GeneSets` (returned as is, filtered if sizes are given);
         * a mapping ``{set name: genes}``;
         * the name of a shipped collection (``"hallmark"``, ``"reactome"``, ``"mouse_hallmark"``);
-        * the path of a GMT file (plain or gzip).
+        * the path of a GMT file (plain or gzip);
+        * a list or tuple of any of these: their union (:func:`combine`; set names must be unique
+          across the parts), e.g. ``["c2.all.v7.1.symbols.gmt", "c5.go.bp.v7.1.symbols.gmt"]``.
     version
         MSigDB release for an ``msigdb:`` spec (``"2024.1.Hs"``, ``"2024.1.Mm"``, ``"7.1"``).
     case
@@ -105,6 +108,15 @@ def load(
         An ``msigdb:`` file that is neither cached nor downloadable; the message says where to
         place it.
     """
+    if isinstance(spec, list | tuple):
+        if not spec:
+            raise InputError("gene sets: an empty list of collections")
+        parts = [load(part, version=version if is_msigdb_spec(part) else None, case=case, cache=cache, base_url=base_url, download=download,
+                      progress=progress) for part in spec]
+        gene_sets = _apply_species(combine(parts), species, cross_species)
+        if min_size is not None or max_size is not None:
+            gene_sets = gene_sets.filter(min_size=min_size, max_size=max_size)
+        return gene_sets
     if version is not None and not is_msigdb_spec(spec):
         raise InputError(f"version={version!r} applies to msigdb: specs only, not to {spec!r}")
     if isinstance(spec, GeneSets):

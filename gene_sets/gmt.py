@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from topiceval._utils import PathLike, as_path, preview, sha256_file
 from topiceval.errors import GeneSetFormatError, InputError
 
-__all__ = ["GeneSets", "Coverage", "read_gmt", "normalize_symbols", "CASE_RULES"]
+__all__ = ["GeneSets", "Coverage", "read_gmt", "combine", "normalize_symbols", "CASE_RULES"]
 
 CaseRule = Literal["upper", "exact"]
 CASE_RULES: tuple[str, ...] = ("upper", "exact")
@@ -516,3 +516,62 @@ def _parse_gmt(text: str, label: str) -> tuple[list[str], list[str], list[list[s
         raise GeneSetFormatError(f"{label}: no gene sets found (empty file?)")
     return names, descriptions, gene_lists
 
+
+
+def combine(collections: Sequence[GeneSets], *, source: str | None = None) -> GeneSets:
+    """The union of several collections: every set of each, over the union of their genes.
+
+    Used to score against two files as one corpus (e.g. MSigDB C2 and C5 GO BP as a stand-in for
+    the whole database). Set names must be unique across the collections (a name in two of them
+    is an error rather than a silent choice), the case rules must agree, and so must the species
+    where known. Size filters are applied after combining (:func:`topiceval.gene_sets.load` does).
+
+    Parameters
+    ----------
+    collections
+        Two or more :class:`GeneSets` (one is returned as is).
+    source
+        Name recorded in results; default: the parts' sources joined by ``" + "``.
+
+    Returns
+    -------
+    GeneSets
+        Sets in the order given; ``sha256`` is the combined :attr:`~GeneSets.content_sha256`
+        (there is no single file), ``provenance["parts"]`` the :meth:`~GeneSets.config` of each part.
+
+    Raises
+    ------
+    InputError
+        No collection, duplicate set names, different case rules, species or filters.
+    """
+    parts = list(collections)
+    if not parts:
+        raise InputError("combine: no gene-set collection given")
+    if len(parts) == 1:
+        return parts[0]
+    cases = {p.case for p in parts}
+    if len(cases) > 1:
+        raise InputError(f"combine: the collections use different case rules ({', '.join(sorted(cases))})")
+    species = {p.species for p in parts if p.species is not None}
+    if len(species) > 1:
+        raise InputError(f"combine: the collections hold symbols of different species ({', '.join(sorted(species))})")
+    filters = [p.filters for p in parts]
+    if any(f != filters[0] for f in filters):
+        raise InputError("combine: the collections were filtered differently; combine first, then filter")
+    names = pd.Index([n for p in parts for n in p.names])
+    if names.has_duplicates:
+        raise InputError(f"combine: gene-set names in more than one collection: "
+                         f"{preview(sorted(names[names.duplicated()].unique()))}")
+    genes = pd.Index(sorted(set().union(*(set(p.genes) for p in parts))), dtype=object)
+    blocks = []
+    for p in parts:
+        columns = genes.get_indexer(p.genes)
+        coo = p.membership.tocoo()
+        blocks.append(sp.csr_matrix((coo.data, (coo.row, columns[coo.col])), shape=(p.n_sets, len(genes)),
+                                    dtype=bool))
+    label = source or " + ".join(p.source or "?" for p in parts)
+    parts_config = [{k: v for k, v in p.config().items() if k not in ("species_match",)} for p in parts]
+    return GeneSets(names, genes, sp.vstack(blocks, format="csr"),
+                    [d for p in parts for d in p.descriptions], case=parts[0].case, source=label,
+                    sha256=None, filters=filters[0], species=species.pop() if species else None,
+                    provenance={"collection": None, "release": None, "url": None, "parts": parts_config})

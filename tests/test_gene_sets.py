@@ -182,3 +182,41 @@ def test_case_collision_warns():
     with pytest.warns(UserWarning, match="coincide"):
         index = gs.gene_index(["Actb", "ACTB"])
     assert np.array_equal(index, [0, 0])
+
+
+def test_combine_is_the_union_of_the_parts(hallmark, reactome):
+    from topiceval.gene_sets import combine
+
+    both = combine([hallmark, reactome])
+    assert both.n_sets == hallmark.n_sets + reactome.n_sets
+    assert list(both.names) == [*hallmark.names, *reactome.names]
+    # every (set, gene) membership of each part, and nothing else (checked on plain pairs)
+    assert matrix_pairs(both) == matrix_pairs(hallmark) | matrix_pairs(reactome)
+    assert set(both.genes) == set(hallmark.genes) | set(reactome.genes)
+    assert both.source == "hallmark + reactome"
+    assert both.sha256 == both.content_sha256 != hallmark.content_sha256
+    assert [p["content_sha256"] for p in both.provenance["parts"]] == [hallmark.content_sha256, reactome.content_sha256]
+    # the same union built by hand from the two mappings hashes alike
+    assert load({**hallmark.to_dict(), **reactome.to_dict()}).content_sha256 == both.content_sha256
+    # load() reads a list of specs as their union, then applies the filters and the species rule
+    loaded = load(["hallmark", "reactome"], min_size=100, species="human")
+    assert loaded.to_dict() == both.filter(min_size=100).to_dict()
+    assert loaded.config()["filters"] == {"min_size": 100}
+    assert loaded.species == "human" and loaded.config()["species_match"]["rule"] == "same species"
+    assert combine([hallmark]) is hallmark
+
+
+def test_combine_refuses_ambiguous_unions(hallmark):
+    from topiceval.gene_sets import combine
+
+    with pytest.raises(InputError, match="in more than one collection: HALLMARK_"):
+        combine([hallmark, hallmark])
+    with pytest.raises(InputError, match="different species"):
+        combine([hallmark, load("mouse_hallmark")])
+    exact = load({"S1": ["Actb"]}, case="exact")
+    with pytest.raises(InputError, match="different case rules"):
+        combine([load({"S2": ["ACTB"]}), exact])
+    with pytest.raises(InputError, match="filtered differently"):
+        combine([hallmark.filter(min_size=100), load({"S2": ["ACTB"]})])
+    with pytest.raises(InputError, match="empty list"):
+        load([])

@@ -615,3 +615,75 @@ def test_models_without_pathway_hits_say_none_and_names_show_in_full(backend_res
     full = report._pathway_names_html(results, "tiny", "hallmark")
     for term in gsea[gsea["seed"] == gsea["seed"].min()].groupby("model").head(8)["term"]:
         assert f'title="{term}"' in full
+
+
+# --------------------------------------------------------------------------- combined collections, order
+def test_a_list_of_gene_set_files_is_one_collection_their_union(tiny_h5ad, tmp_path):
+    """TC against ["hallmark", "reactome"] is TC against the union of the two, computed by evaluate."""
+    import anndata
+    from topiceval.adapters import nmf
+
+    from topiceval import datasets, evaluate
+    from topiceval.gene_sets import load
+
+    raw = tiny_config(tiny_h5ad, ["nmf"], seeds=(0,), collections=[
+        {"name": "both", "human": ["hallmark", "reactome"], "metrics": ["tc", "td", "tq"]}])
+    config = lconfig.load_config(raw)
+    assert config.collections[0].sources == {"human": ("hallmark", "reactome")}
+    assert lconfig.resolve_gene_set_spec(["hallmark", "x.gmt"], tmp_path) == ("hallmark", str(tmp_path / "x.gmt"))
+    results = runner.run(config, cache=tmp_path / "cache", backend="sequential", progress=False)
+    got = results.scores.set_index("metric")["value"]
+
+    adata = datasets.preprocess(anndata.read_h5ad(tiny_h5ad), n_top_genes=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = nmf.train(adata, registry.TrainParams(n_topics=4, epochs=40, seed=0)).outputs
+        union = load({**load("hallmark").to_dict(), **load("reactome").to_dict()})
+        expected = evaluate(outputs, gene_sets=union, metrics="tc,td,tq")
+        hallmark_only = evaluate(outputs, gene_sets="hallmark", metrics="tc")
+    assert got["TC"] == pytest.approx(expected.scores["TC"], rel=1e-12)
+    assert got["TC"] != pytest.approx(hallmark_only.scores["TC"], rel=1e-6)
+    record = results.config["gene_sets"]["both"]["human"]
+    assert record["n_sets"] == union.n_sets and record["content_sha256"] == union.content_sha256
+    paths = report.write_report(results, tmp_path / "report", plots=False)
+    assert "| both | human | hallmark + reactome |" in paths["markdown"].read_text()
+
+    # a missing part stops the run before anything starts
+    bad = lconfig.load_config({**raw, "collections": [{"name": "both", "human": ["hallmark", "nope.gmt"]}]},
+                              root=tmp_path)
+    with pytest.raises(InputError, match=r"collection 'both' \(human\): .*nope.gmt"):
+        runner.run(bad, cache=tmp_path / "cache2", backend="sequential", progress=False)
+    with pytest.raises(InputError, match="non-empty list of specs"):
+        lconfig.load_config({**raw, "collections": [{"name": "both", "human": []}]})
+
+
+def test_run_order_model_runs_model_by_model(tiny_h5ad, tmp_path, monkeypatch):
+    """order = "model": every cell of the first model (largest dataset first), then the next model's."""
+    import anndata
+
+    small = tmp_path / "small.h5ad"
+    adata = anndata.read_h5ad(tiny_h5ad)
+    adata[:60].copy().write_h5ad(small)
+    raw = tiny_config(tiny_h5ad, ["lda", "nmf"], seeds=(0,),
+                      collections=[{"name": "hallmark", "human": "hallmark", "metrics": ["td"]}])
+    raw["datasets"].append({"name": "small", "path": str(small), "label_key": "cell_type", "species": "human",
+                            "values": "counts"})
+    seen: list[tuple[str, str]] = []
+
+    def record(tasks, n_jobs, scheduler):
+        for task in tasks:
+            seen.append((task.dataset.name, task.model.name))
+            yield runner.run_cell(task)
+
+    monkeypatch.setitem(runner._BACKENDS, "sequential", record)
+    runner.run(lconfig.load_config({**raw, "run": {"order": "model"}}), cache=tmp_path / "c",
+               backend="sequential", progress=False)
+    assert seen == [("tiny", "lda"), ("small", "lda"), ("tiny", "nmf"), ("small", "nmf")]
+    seen.clear()
+    config = lconfig.load_config(raw)
+    assert config.order == "size"
+    runner.run(config, cache=tmp_path / "c", backend="sequential", progress=False)
+    assert seen == [("tiny", "lda"), ("tiny", "nmf"), ("small", "lda"), ("small", "nmf")]
+    assert config.replace(order="model").sha256() == config.sha256()  # changes no number
+    with pytest.raises(InputError, match="run.order must be one of size, model"):
+        lconfig.load_config({**raw, "run": {"order": "random"}})

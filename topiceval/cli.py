@@ -259,6 +259,9 @@ def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (default: a LocalCluster)")
     bench.add_argument("--refresh", action="store_true", help="recompute the cells of this config even if cached")
     bench.add_argument("--report-only", action="store_true", help="only redraw the report from the results in --out")
+    bench.add_argument("--cached-only", action="store_true",
+                       help="train and score nothing: report the cells already in the cache and list the others "
+                       "as missing (a partial report of a run still going on elsewhere)")
     bench.add_argument("--baseline-out", metavar="JSON", help="also write a regression baseline of every score")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.set_defaults(func=_cmd_benchmark)
@@ -556,15 +559,18 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.report_only:
         results = runner.Results.read(out)
     else:
-        results = runner.run(config, cache=args.cache, log=out / runner.LOG_FILE, backend=args.backend,
-                             n_jobs=args.n_jobs, progress=not args.no_progress, refresh=args.refresh)
+        log = out / ("run-cached-only.log" if args.cached_only else runner.LOG_FILE)
+        results = runner.run(config, cache=args.cache, log=log, backend=args.backend, n_jobs=args.n_jobs,
+                             progress=not args.no_progress, refresh=args.refresh, cached_only=args.cached_only)
     paths = report.write_report(results, out)
     print(report.leaderboard_text(results))
     cells = results.cells
     if not cells.empty:
         counts = cells["status"].value_counts()
+        missing = int(counts.get(runner.MISSING, 0))
         print(f"\ncells: {int(counts.get('done', 0))} done, {int(counts.get('skipped', 0))} skipped, "
-              f"{int(counts.get('failed', 0))} failed (reasons in {paths['markdown'].name})")
+              f"{int(counts.get('failed', 0))} failed" + (f", {missing} missing (not in the cache yet)" if missing else "")
+              + f" (reasons in {paths['markdown'].name})")
     if args.baseline_out:
         from topiceval.leaderboard.regress import make_baseline
 

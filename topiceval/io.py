@@ -475,9 +475,12 @@ def read_outputs(
     )
 
 
-def read_outputs_h5ad(path: PathLike) -> TopicOutputs:
+def read_outputs_h5ad(path: PathLike, *, require_topic_gene: bool = True) -> TopicOutputs:
     """Read :class:`TopicOutputs` (with the file's ``obs``) from an h5ad, through
-    :meth:`TopicOutputs.from_anndata` (the layout of this module's docstring, or scE2TM's)."""
+    :meth:`TopicOutputs.from_anndata` (the layout of this module's docstring, or scE2TM's).
+
+    ``require_topic_gene=False`` also reads a file of cell matrices alone (a cell embedding, as
+    :func:`write_outputs_h5ad` writes for an embedding-only model)."""
     import anndata
 
     p = _check_file(path, "h5ad")
@@ -486,8 +489,14 @@ def read_outputs_h5ad(path: PathLike) -> TopicOutputs:
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"cannot read h5ad {p}: {exc}") from None
     varm_key, uns_key = H5AD_KEYS["topic_gene_varm"], H5AD_KEYS["topic_gene_uns"]
-    outputs = TopicOutputs.from_anndata(adata, name=None)
-    if outputs.topic_gene is None:
+    keys = {}
+    if not require_topic_gene and not len(adata.varm) and "topic_gene" not in adata.uns:
+        # cell matrices alone: name the layout's keys (from_anndata looks for a topic-gene matrix first)
+        keys = {arg: H5AD_KEYS[key] for arg, key in (("cell_topic_key", "cell_topic"),
+                                                     ("embedding_key", "cell_embedding"))
+                if H5AD_KEYS[key] in adata.obsm}
+    outputs = TopicOutputs.from_anndata(adata, name=None, **keys)
+    if outputs.topic_gene is None and require_topic_gene:
         raise InputError(
             f"{p} holds no topic-gene matrix: expected varm[{varm_key!r}] (genes x topics) or "
             f"uns[{uns_key!r}] (topics x genes); varm has {preview(adata.varm.keys())}"
@@ -506,11 +515,12 @@ def write_outputs_h5ad(outputs: TopicOutputs, path: PathLike, obs: pd.DataFrame 
     import anndata
 
     n_cells = outputs.n_cells or 0
-    var = pd.DataFrame(index=pd.Index(outputs.gene_names, name="gene"))
+    var = pd.DataFrame(index=pd.Index([] if outputs.gene_names is None else outputs.gene_names, name="gene"))
     if obs is None:
         obs = pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)])
     adata = anndata.AnnData(obs=obs, var=var)
-    adata.varm[H5AD_KEYS["topic_gene_varm"]] = outputs.topic_gene.T
+    if outputs.topic_gene is not None:  # None: a cell embedding alone (no genes)
+        adata.varm[H5AD_KEYS["topic_gene_varm"]] = outputs.topic_gene.T
     if outputs.cell_topic is not None:
         adata.obsm[H5AD_KEYS["cell_topic"]] = outputs.cell_topic
     if outputs.cell_embedding is not None:

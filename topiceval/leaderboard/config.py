@@ -13,7 +13,8 @@ collection. Example (``reports/leaderboard/leaderboard.toml`` is the project's o
     n_top_genes = 5000          # count datasets: the paper's preprocessing (topiceval.datasets.preprocess)
 
     [train]
-    models = "registered"       # every registered model (missing extras are reported as skipped), or a list
+    models = "registered"       # every registered topic model (missing extras are reported as skipped), or a
+                                # list, which may name clustering-only models (scvi, scgpt: ARI / NMI alone)
     n_topics = 20               # defaults for every model; each model's own default where absent
     epochs = 100
 
@@ -26,6 +27,7 @@ collection. Example (``reports/leaderboard/leaderboard.toml`` is the project's o
     human = "shared:gene_sets/c2.all.v7.1.symbols.gmt"
     mouse = "shared:gene_sets/mouse.c2.all.v7.1.symbols.gmt"
     metrics = ["tc", "td", "tq", "ip", "ora", "gsea", "clustering"]
+    # a list of specs is one collection, their union: human = ["shared:A.gmt", "shared:B.gmt"]
 
     [evaluation]                # any topiceval.evaluate option (the README's options table)
     gsea_n_perm = 1000
@@ -34,6 +36,7 @@ collection. Example (``reports/leaderboard/leaderboard.toml`` is the project's o
     backend = "joblib"          # "joblib" (processes), "dask" (dask.distributed) or "sequential"
     n_jobs = 2
     threads_per_cell = 1
+    order = "size"              # cells largest dataset first; "model": model by model, in train.models order
 
     [output]
     dir = "."                   # report folder, relative to this file
@@ -59,6 +62,7 @@ from topiceval.metrics.registry import METRICS, canonical_metric, rank_keys
 
 __all__ = [
     "BACKENDS",
+    "ORDERS",
     "RANK_BY",
     "CollectionSpec",
     "DatasetSpec",
@@ -70,6 +74,10 @@ __all__ = [
 
 #: Parallel backends of :func:`topiceval.leaderboard.run`.
 BACKENDS = ("joblib", "dask", "sequential")
+#: Orders the cells run in: largest dataset first (workers finish together), or model by model in
+#: the order of ``train.models`` (each model's cells, largest dataset first, before the next
+#: model's: a long run in parts completes whole model rows early).
+ORDERS = ("size", "model")
 #: Default ranking metrics: the three combined quality scores, purity and clustering (higher is
 #: better), as the metric registry declares them (``MetricFamily.rank_by``).
 RANK_BY = rank_keys()
@@ -150,7 +158,8 @@ class CollectionSpec:
     sources
         ``{species: spec}``: a shipped collection name, ``msigdb:NAME@RELEASE``, a GMT path
         (resolved against the config file's folder) or ``shared:PATH`` (inside the shared data
-        folder, :func:`topiceval.datasets.shared_data_dir`).
+        folder, :func:`topiceval.datasets.shared_data_dir`); or a tuple of such specs, scored as
+        one collection, their union (:func:`topiceval.gene_sets.combine`).
     metrics
         Metric family names for :func:`topiceval.evaluate`, resolved by the metric registry
         (``"ari"`` / ``"nmi"`` become ``"clustering"``); a family whose optional dependency is
@@ -160,7 +169,7 @@ class CollectionSpec:
     """
 
     name: str
-    sources: Mapping[str, str]
+    sources: Mapping[str, str | tuple[str, ...]]
     metrics: tuple[str, ...] = ("tc", "td", "tq", "ip")
     min_size: int | None = None
     max_size: int | None = None
@@ -190,8 +199,8 @@ class LeaderboardConfig:
     evaluation
         Keyword options of :func:`topiceval.evaluate` (validated by
         :class:`topiceval.EvaluationOptions`).
-    backend, n_jobs, threads_per_cell, scheduler
-        How the cells run (not hashed: they change no number).
+    backend, n_jobs, threads_per_cell, scheduler, order
+        How the cells run (not hashed: they change no number); ``order`` is one of :data:`ORDERS`.
     root
         Folder that relative paths are resolved against (the TOML file's folder).
     out, cache
@@ -215,6 +224,7 @@ class LeaderboardConfig:
     n_jobs: int = 1
     threads_per_cell: int = 1
     scheduler: str | None = None
+    order: str = "size"
     root: Path = field(default_factory=Path.cwd)
     out: Path | None = None
     cache: Path | None = None
@@ -244,7 +254,8 @@ class LeaderboardConfig:
             "notes": self.notes,
             **self.numbers(),
             "run": {"backend": self.backend, "n_jobs": self.n_jobs,
-                    "threads_per_cell": self.threads_per_cell, "scheduler": self.scheduler},
+                    "threads_per_cell": self.threads_per_cell, "scheduler": self.scheduler,
+                    "order": self.order},
             "rank_by": list(self.rank_by),
             "source": None if self.source is None else str(self.source),
             "config_sha256": self.sha256(),
@@ -281,6 +292,8 @@ class LeaderboardConfig:
             raise InputError("config: no gene-set collections")
         if self.backend not in BACKENDS:
             raise InputError(f"config: run.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.order not in ORDERS:
+            raise InputError(f"config: run.order must be one of {', '.join(ORDERS)}, got {self.order!r}")
         for name in ("n_jobs", "threads_per_cell"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -340,7 +353,7 @@ def load_config(source: PathLike | Mapping[str, Any], *, root: PathLike | None =
 
     preprocess = _table(raw, "preprocess", {"n_top_genes"})
     train = _table(raw, "train", {"models"} | _MODEL_KEYS)
-    run = _table(raw, "run", {"backend", "n_jobs", "threads_per_cell", "scheduler"})
+    run = _table(raw, "run", {"backend", "n_jobs", "threads_per_cell", "scheduler", "order"})
     output = _table(raw, "output", {"dir", "cache", "rank_by"})
     evaluation = _table(raw, "evaluation", None)
 
@@ -373,6 +386,7 @@ def load_config(source: PathLike | Mapping[str, Any], *, root: PathLike | None =
         n_jobs=run.get("n_jobs", 1),
         threads_per_cell=run.get("threads_per_cell", 1),
         scheduler=run.get("scheduler"),
+        order=run.get("order", "size"),
         root=base,
         out=folder(output.get("dir"), "dir"),
         cache=folder(output.get("cache"), "cache"),
@@ -460,9 +474,8 @@ def _models(train: Mapping[str, Any], settings: Any) -> tuple[ModelSpec, ...]:
     if not isinstance(settings, Mapping):
         raise InputError(f"config: [models] must be a table of per-model tables, got {settings!r}")
     selection = train.get("models", "registered")
-    known = [entry.name for entry in registry.available()]
-    if selection == "registered":
-        names = known
+    if selection == "registered":  # the topic models; clustering-only rows (scvi, scgpt) are named
+        names = [entry.name for entry in registry.available() if entry.kind == "topic"]
     elif isinstance(selection, str):
         names = [part.strip() for part in selection.split(",") if part.strip()]
     else:
@@ -481,7 +494,18 @@ def _collection(item: Any) -> CollectionSpec:
     unknown = sorted(set(item) - {"name", "human", "mouse", "metrics", "min_size", "max_size"})
     if unknown:
         raise InputError(f"config: unknown key(s) in collection {item.get('name')!r}: {', '.join(unknown)}")
-    sources = {species: str(item[species]) for species in SPECIES if species in item}
+    sources = {}
+    for species in SPECIES:
+        if species not in item:
+            continue
+        value = item[species]
+        if isinstance(value, list | tuple):  # several files scored as one corpus (their union)
+            if not value or not all(isinstance(v, str) and v for v in value):
+                raise InputError(f"config: collection {item['name']!r}: {species} must be a gene-set spec or a "
+                                 f"non-empty list of specs, got {value!r}")
+            sources[species] = value[0] if len(value) == 1 else tuple(value)
+        else:
+            sources[species] = str(value)
     if not sources:
         raise InputError(f"config: collection {item['name']!r} names no gene sets (human = ..., mouse = ...)")
     metrics = item.get("metrics", ["tc", "td", "tq", "ip"])
@@ -500,10 +524,13 @@ def _collection(item: Any) -> CollectionSpec:
                           min_size=item.get("min_size"), max_size=item.get("max_size"))
 
 
-def resolve_gene_set_spec(spec: str, root: Path) -> str:
-    """A collection spec with ``shared:`` and relative GMT paths made absolute."""
+def resolve_gene_set_spec(spec: str | Sequence[str], root: Path) -> str | tuple[str, ...]:
+    """A collection spec with ``shared:`` and relative GMT paths made absolute (each part of a
+    list of specs, which :func:`topiceval.gene_sets.load` reads as their union)."""
     from topiceval.gene_sets import SHIPPED
 
+    if not isinstance(spec, str):
+        return tuple(str(resolve_gene_set_spec(part, root)) for part in spec)
     if spec.startswith("shared:"):
         from topiceval.datasets import shared_data_dir
 

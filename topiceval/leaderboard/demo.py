@@ -52,7 +52,7 @@ def demo_config(models: Sequence[str] | str = DEMO_MODELS, *, n_topics: int = 20
     from topiceval.adapters import registry
 
     if models == "installed":
-        names = [e.name for e in registry.available() if not e.missing()]
+        names = [e.name for e in registry.available() if not e.missing() and e.kind == "topic"]
     elif isinstance(models, str):
         names = [m.strip() for m in models.split(",") if m.strip()]
     else:

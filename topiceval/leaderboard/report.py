@@ -32,7 +32,7 @@ import pandas as pd
 
 from topiceval._utils import PathLike, as_path
 from topiceval.errors import TopicEvalError
-from topiceval.io import atomic_write
+from topiceval.io import atomic_path, atomic_write
 from topiceval.metrics.registry import main_keys, score_keys
 
 from . import statistics
@@ -40,11 +40,14 @@ from .config import RANK_BY
 from .runner import Results, readable
 
 __all__ = [
+    "CLUSTERING_ONLY_NOTE",
     "MAIN_METRICS",
     "METRIC_ORDER",
     "format_value",
     "overall_ranking",
     "prior_flags",
+    "clustering_only",
+    "clustering_table",
     "ranked_table",
     "text_table",
     "write_report",
@@ -80,6 +83,42 @@ def format_value(mean: float, sd: float = float("nan"), *, integer: bool = False
     return text
 
 
+def clustering_only(results: Results) -> list[str]:
+    """Models that are a cell embedding alone (registry ``kind="embedding"``, e.g. scVI, scGPT):
+    scored on ARI / NMI only, and kept out of the ranked tables (see :func:`clustering_table`)."""
+    return [str(m) for m in results.config.get("clustering_only") or []]
+
+
+#: Why the clustering-only rows are not ranked with the topic models (shown in the report).
+CLUSTERING_ONLY_NOTE = (
+    "Cell embeddings without topics (clustering-only rows) are scored on ARI / NMI of their latent "
+    "space alone, as the paper's clustering comparison (its Fig. 3) ranks them. They have no topic-gene "
+    "matrix and no cell-topic matrix, so TC, TD, TQ, IP, ORA and GSEA do not exist for them: they are "
+    "kept out of the ranked tables (a missing interpretability metric would otherwise rank them last) and "
+    "shown here beside the topic models' ARI / NMI; the paired tests (comparisons.csv) include them for "
+    "ARI and NMI only.")
+
+
+def clustering_table(results: Results, dataset: str) -> pd.DataFrame:
+    """ARI / NMI (mean, sample sd over seeds) of every model on one dataset, clustering-only rows
+    included, best ARI first; column ``kind`` says which rows are clustering-only."""
+    summary = results.summary()
+    part = summary[(summary["dataset"] == dataset) & summary["metric"].isin(["ARI", "NMI"])]
+    if part.empty:
+        return pd.DataFrame()
+    part = part.drop_duplicates(["model", "metric"])  # ARI / NMI are the same on every collection
+    means = part.pivot(index="model", columns="metric", values="mean")
+    sds = part.pivot(index="model", columns="metric", values="sd")
+    only = set(clustering_only(results))
+    table = pd.DataFrame(index=means.index)
+    table["kind"] = ["clustering only" if m in only else "topic model" for m in table.index]
+    table["n_seeds"] = part.groupby("model")["n"].max().reindex(table.index).astype(int)
+    for metric in ("ARI", "NMI"):
+        if metric in means.columns:
+            table[metric], table[f"{metric}_sd"] = means[metric], sds[metric]
+    return table.sort_values("ARI" if "ARI" in table.columns else "NMI", ascending=False, kind="stable")
+
+
 def _metrics_present(summary: pd.DataFrame, wanted: Sequence[str]) -> list[str]:
     present = set(summary["metric"])
     return [m for m in wanted if m in present]
@@ -98,6 +137,7 @@ def ranked_table(results: Results, dataset: str, collection: str, *,
     rank_by = tuple(rank_by or results.config.get("rank_by", RANK_BY))
     summary = results.summary()
     part = summary[(summary["dataset"] == dataset) & (summary["collection"] == collection)]
+    part = part[~part["model"].isin(clustering_only(results))]  # see clustering_table
     if part.empty:
         return pd.DataFrame()
     means = part.pivot(index="model", columns="metric", values="mean")
@@ -529,19 +569,25 @@ def _settings_rows(results: Results) -> dict[str, tuple[list[str], list[list[str
         datasets.append([d["name"], d["species"], str(d["n_cells"]), str(d["n_genes"]), str(d["n_types"]),
                          prep, d.get("skip_reason") or "", info.get("citation", "")])
     models = []
+    implementations = config.get("implementations") or {}
     for m in config.get("models", []):
         options = ", ".join(f"{k}={v}" for k, v in (m.get("options") or {}).items())
-        models.append([m["name"], _or_default(m.get("n_topics")), _or_default(m.get("epochs")),
+        record = implementations.get(m["name"]) or {}
+        versions = ", ".join(f"{k} {v}" for k, v in (record.get("versions") or {}).items() if k != "topiceval")
+        implementation = "; ".join(part for part in (record.get("description", ""), versions) if part) or "–"
+        models.append([m["name"], implementation, _or_default(m.get("n_topics")), _or_default(m.get("epochs")),
                        m.get("layer") or "model default", options])
     collections = []
     for c in config.get("collections", []):
         for species, record in (config.get("gene_sets", {}).get(c["name"], {}) or {}).items():
-            collections.append([c["name"], species, str(record.get("spec")), str(record.get("n_sets")),
+            spec = record.get("spec")
+            spec = " + ".join(map(str, spec)) if isinstance(spec, list | tuple) else str(spec)
+            collections.append([c["name"], species, spec, str(record.get("n_sets")),
                                 str(record.get("content_sha256", ""))[:12], ", ".join(c["metrics"])])
     options = [[k, str(v)] for k, v in sorted((config.get("evaluation") or {}).items())]
     return {
         "datasets": (["dataset", "species", "cells", "genes", "types", "preprocessing", "skipped", "citation"], datasets),
-        "models": (["model", "topics K", "epochs", "input", "options"], models),
+        "models": (["model", "implementation", "topics K", "epochs", "input", "options"], models),
         "collections": (["collection", "species", "gene sets", "sets", "content sha256", "metrics"], collections),
         "options": (["evaluation option", "value"], options or [["(all defaults)", ""]]),
     }
@@ -581,6 +627,20 @@ def _warnings_html(cautions: Sequence[tuple[str, str]]) -> str:
     return f'<ul class="warnings" title="warnings recorded while these numbers were computed">{items}</ul>'
 
 
+def _partial_note(results: Results) -> str:
+    """A banner for a report written from the cached cells while others were unfinished."""
+    cells = results.cells
+    if cells.empty or not (cells["status"] == "missing").any():
+        return ""
+    counts = cells["status"].value_counts()
+    missing = cells[cells["status"] == "missing"]
+    per_model = ", ".join(f"{m} {n}" for m, n in missing.groupby("model", sort=False).size().items())
+    return (f"PARTIAL REPORT: written from the cache while the run was unfinished; {int(counts.get('done', 0))} "
+            f"of {len(cells) - int(counts.get('skipped', 0))} cells that can run are done, "
+            f"{len(missing)} are missing ({per_model}); every table below covers the finished cells only, and "
+            "the missing ones are listed under Skipped, failed and missing.")
+
+
 def _or_default(value: Any) -> str:
     return "model default" if value is None else str(value)
 
@@ -611,6 +671,30 @@ def _timing_rows(results: Results) -> tuple[list[str], list[list[str]]]:
             values = sub.loc[sub["dataset"] == dataset, "train_s"]
             row.append("–" if values.empty else f"{values.mean():.1f}")
         rows.append(row)
+    return header, rows
+
+
+def _model_time_rows(results: Results) -> tuple[list[str], list[list[str]]]:
+    """Measured seconds per model, summed over its finished cells: fit (``config.json``), scoring
+    (each score's timing record; cells scored before it existed are counted apart), total."""
+    cells = results.cells
+    header = ["model", "cells done", "fit s", "scoring s", "total s", "mean s per cell"]
+    if cells.empty:
+        return header, []
+    done = cells[cells["status"] == "done"]
+    rows = []
+    for model in _model_order(results):
+        sub = done[done["model"] == model]
+        if sub.empty:
+            continue
+        fit = float(sub["train_s"].sum())
+        score = sub["score_s"] if "score_s" in sub else pd.Series(np.nan, index=sub.index)
+        known = score.notna()
+        scoring = (f"{score[known].sum():.0f}" if known.any() else "–") + (
+            f" ({int((~known).sum())} cell(s) scored before scoring times were recorded)" if (~known).any() else "")
+        total = fit + float(score[known].sum())
+        rows.append([model, str(len(sub)), f"{fit:.0f}", scoring, f"{total:.0f}",
+                     f"{total / len(sub):.0f}" if known.all() else "–"])
     return header, rows
 
 
@@ -715,6 +799,7 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
         f"topiceval {config.get('versions', {}).get('topiceval', '?')}",
     ]
     facts = [f for f in facts if f]
+    partial = _partial_note(results)
     notes = str(config.get("notes", "")).strip()
     run_notes = list(config.get("notes_run", [])) + _prior_notes(results)
 
@@ -722,6 +807,8 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     if config.get("description"):
         md += [str(config["description"]).strip(), ""]
     md += ["- " + f for f in facts] + [""]
+    if partial:
+        md += [f"**{partial}**", ""]
     if notes:
         md += ["## Notes", "", notes, ""]
     if run_notes:
@@ -736,6 +823,8 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     if config.get("description"):
         htm.append(f"<p>{html.escape(str(config['description']).strip())}</p>")
     htm.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>")
+    if partial:
+        htm.append(f'<p class="note"><b>{html.escape(partial)}</b></p>')
     if notes:
         htm.append(f'<h2>Notes</h2><div class="note">{html.escape(notes)}</div>')
     if run_notes:
@@ -777,6 +866,20 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
             md += [f"### {dataset}", "", *blocks_md]
             htm.append(f"<h3>{html.escape(dataset)}</h3>" + "".join(blocks_html))
 
+    only = [m for m in clustering_only(results) if not results.scores.empty and m in set(results.scores["model"])]
+    if only:
+        md += ["## Clustering-only rows", "", CLUSTERING_ONLY_NOTE, ""]
+        htm.append(f"<h2>Clustering-only rows</h2><p>{html.escape(CLUSTERING_ONLY_NOTE)}</p>")
+        for dataset in datasets:
+            table = clustering_table(results, dataset)
+            if table.empty or not (table["kind"] == "clustering only").any():
+                continue
+            header = ["model", "kind", "ARI", "NMI", "seeds"]
+            rows = [[m, r["kind"], *[format_value(r.get(k, np.nan), r.get(f"{k}_sd", np.nan)) for k in ("ARI", "NMI")],
+                     str(int(r["n_seeds"]))] for m, r in table.iterrows()]
+            md += [f"### {dataset}", "", _markdown_table(header, rows), ""]
+            htm.append(f"<h3>{html.escape(dataset)}</h3>" + _html_table(header, rows, "clustering"))
+
     if plots:
         htm.append("<h2>Plots</h2>")
         for collection in collections:
@@ -803,11 +906,21 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     stats_md, stats_html = statistics.report_sections(results, plots=plots)
     md += stats_md
     htm += stats_html
+    from . import claims  # the scE2TM paper's claims, point by point (only when scE2TM ran)
+
+    claims_md, claims_html = claims.report_sections(results)
+    md += claims_md
+    htm += claims_html
+    if claims_md:
+        with atomic_path(target / "claims.csv", suffix=".csv") as tmp:
+            claims.paper_claims(results).to_csv(tmp, index=False, float_format="%.10g")
+        files = [*files, target / "claims.csv"]
     htm.append("<h2>Top genes per topic</h2>" + _top_genes_html(results, max_topics))
 
     header, rows = _skipped_rows(results)
-    md += ["## Skipped and failed", ""]
-    htm.append("<h2>Skipped and failed</h2>")
+    title_bad = "Skipped, failed and missing" if partial else "Skipped and failed"
+    md += [f"## {title_bad}", ""]
+    htm.append(f"<h2>{title_bad}</h2>")
     if rows:
         md += [_markdown_table(header, rows), ""]
         htm.append(_html_table(header, rows, "skipped"))
@@ -828,6 +941,13 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
                 "config.json; cells ran in parallel on a shared machine)"), "",
                _markdown_table(header, rows), ""]
         htm.append("<h3>Training time (wall seconds of the fit, mean over seeds)</h3>" + _html_table(header, rows, "timing"))
+    header, rows = _model_time_rows(results)
+    if rows:
+        text = ("Measured time per model (wall seconds, summed over its finished cells: the fit as recorded in "
+                "each run's config.json, scoring as recorded with each score; cells ran in parallel on a shared "
+                "machine, so these are not CPU costs)")
+        md += [f"**{text}**", "", _markdown_table(header, rows), ""]
+        htm.append(f"<h3>{html.escape(text)}</h3>" + _html_table(header, rows, "model-time"))
     names = ", ".join(f"`{p.name}`" for p in files)
     md += ["## Files", "", f"Every number above: {names}. Plots and top genes per topic: `index.html`.", ""]
     htm.append("<h2>Files</h2><p>Every number on this page is in " + ", ".join(

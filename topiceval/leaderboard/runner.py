@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "LOG_FILE",
+    "MISSING",
     "CellOutcome",
     "CellTask",
     "PreparedDataset",
@@ -75,6 +76,10 @@ __all__ = [
 ]
 
 LOG_FILE = "run.log"
+#: Seconds a cached score took to compute (``scores/<key>/timing.json``).
+TIMING_FILE = "timing.json"
+#: Status of a cell that a cache-only run found unfinished (``cached_only`` of :func:`run`).
+MISSING = "missing"
 logger = logging.getLogger("topiceval.leaderboard")
 
 #: Score keys that do not depend on the gene sets (the same for every collection).
@@ -126,7 +131,7 @@ class ScoreTask:
     """Scoring one trained model against one collection."""
 
     collection: str
-    spec: str
+    spec: str | tuple[str, ...]  # a tuple: the union of several collections
     species: str
     metrics: tuple[str, ...]
     min_size: int | None
@@ -159,7 +164,7 @@ class CellOutcome:
     dataset: str
     model: str
     seed: int
-    status: str  # "done", "skipped" or "failed"
+    status: str  # "done", "skipped", "failed", or "missing" (cache-only runs)
     reason: str = ""
     train_key: str = ""
     settings_key: str = ""
@@ -226,6 +231,36 @@ def _load_raw(spec: DatasetSpec, meta: dict[str, Any]) -> AnnData:
     return datasets.load_dataset(spec.name)
 
 
+def _embeddings_only(spec: DatasetSpec, meta: dict[str, Any], key: str, root: Path) -> tuple[str | None, int]:
+    """Cache the cells, labels and ``obsm`` embeddings of a dataset without expression matrix as
+    ``root/<key>.h5ad`` (``(None, 0)`` when it has no file or no embedding)."""
+    files = meta["files"]
+    if spec.path is None and not files:  # a registry dataset: its files hold the cells and embeddings
+        from topiceval.datasets import DATASETS, shared_data_dir
+
+        info = DATASETS.get(spec.name)
+        files = [shared_data_dir() / f for f in info.files] if info is not None else []
+    if not files or not all(Path(f).exists() for f in files):
+        return None, 0
+    target = root / f"{key}.h5ad"
+    if not target.exists():
+        import anndata
+
+        adata = _load_raw(spec, meta)
+        if not len(adata.obsm) or meta["label_key"] not in adata.obs:
+            return None, 0
+        labels = adata.obs[meta["label_key"]].astype(str)
+        slim = anndata.AnnData(obs=pd.DataFrame({meta["label_key"]: pd.Categorical(labels)},
+                                                index=adata.obs_names.astype(str)),
+                               obsm={k: np.asarray(v) for k, v in adata.obsm.items()})
+        root.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target, suffix=".h5ad") as tmp:
+            slim.write_h5ad(tmp)
+    from topiceval.io import read_obs
+
+    return str(target), len(read_obs(target))
+
+
 def prepare_dataset(spec: DatasetSpec, n_top_genes: int | None, cache: PathLike) -> PreparedDataset:
     """Load a dataset, preprocess it if it holds counts, and cache it as an h5ad.
 
@@ -251,12 +286,12 @@ def prepare_dataset(spec: DatasetSpec, n_top_genes: int | None, cache: PathLike)
     key = stable_hash({"source": source, "preprocessing": preprocessing})
     info = dict(meta["info"], preprocessing=preprocessing, source_sha256=source["files"])
     if meta["values"] == "none":
-        return PreparedDataset(
-            spec.name, meta["species"], meta["label_key"], "none", None, key, 0, 0,
-            int(meta["info"].get("n_types", 0)),
-            skip_reason="no expression matrix (the distributed data hold cell types and a cell embedding only)",
-            info=info,
-        )
+        # no expression matrix: no topic model runs on it, but its cell embeddings (obsm) are kept
+        # for the clustering-only rows (models whose input is "embedding")
+        reason = "no expression matrix (the distributed data hold cell types and a cell embedding only)"
+        path, n_cells = _embeddings_only(spec, meta, key, as_path(cache) / "data")
+        return PreparedDataset(spec.name, meta["species"], meta["label_key"], "none", path, key, n_cells, 0,
+                               int(meta["info"].get("n_types", 0)), skip_reason=reason, info=info)
     missing = [str(f) for f in files if not Path(f).exists()]
     if missing:
         raise InputError(f"dataset {spec.name!r}: file(s) not found: {', '.join(missing)}")
@@ -317,13 +352,13 @@ def train_key(dataset: PreparedDataset, model: ModelSpec, seed: int, entry: Mode
 
 
 @functools.lru_cache(maxsize=16)
-def _gene_sets(spec: str, species: str, min_size: int | None, max_size: int | None):
+def _gene_sets(spec: str | tuple[str, ...], species: str, min_size: int | None, max_size: int | None):
     from topiceval.gene_sets import load
 
     return load(spec, species=species, min_size=min_size, max_size=max_size, progress=False)
 
 
-def _gene_set_identity(spec: str, species: str, min_size: int | None, max_size: int | None) -> dict[str, Any]:
+def _gene_set_identity(spec: str | tuple[str, ...], species: str, min_size: int | None, max_size: int | None) -> dict[str, Any]:
     config = _gene_sets(spec, species, min_size, max_size).config()
     return {key: config.get(key) for key in ("content_sha256", "case", "filters", "species_match")}
 
@@ -367,9 +402,10 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
     from topiceval.io import read_label_column, read_outputs_h5ad
 
     started = time.perf_counter()
-    outputs = read_outputs_h5ad(run_dir / OUTPUTS_FILE)
+    embedding_only = task.entry.kind == "embedding"
+    outputs = read_outputs_h5ad(run_dir / OUTPUTS_FILE, require_topic_gene=not embedding_only)
     labels = read_label_column(run_dir / OUTPUTS_FILE, task.dataset.label_key)
-    gene_sets = _gene_sets(score.spec, score.species, score.min_size, score.max_size)
+    gene_sets = None if embedding_only else _gene_sets(score.spec, score.species, score.min_size, score.max_size)
     result = evaluate(outputs, gene_sets=gene_sets, labels=labels, metrics=list(score.metrics),
                       name=task.model.name, **task.evaluation)
     root = Path(task.cache) / "scores"
@@ -377,6 +413,9 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
     staging = make_temp_dir(f".{score.key}.", root)
     try:
         result.to_json(staging / "evaluation.json")
+        # how long this score took, kept with it so that a resumed run still knows its cost
+        elapsed = time.perf_counter() - started
+        write_json({"score_s": elapsed}, staging / TIMING_FILE)
         for name, columns in _DETAIL_COLUMNS.items():
             table = result.details.get(name)
             if table is not None:
@@ -386,7 +425,7 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return time.perf_counter() - started
+    return elapsed
 
 
 def run_cell(task: CellTask) -> CellOutcome:
@@ -421,15 +460,18 @@ def run_cell(task: CellTask) -> CellOutcome:
                 str(prior[k]) for k in ("sha256", "content_sha256") if prior.get(k)))
             for score in task.scores:
                 outcome.score_keys[score.collection] = score.key
-                if (Path(task.cache) / "scores" / score.key / "evaluation.json").is_file():
+                folder = Path(task.cache) / "scores" / score.key
+                if (folder / "evaluation.json").is_file():
                     outcome.scored[score.collection] = False
+                    if (folder / TIMING_FILE).is_file():  # absent for scores cached by older versions
+                        outcome.score_s[score.collection] = float(json.loads((folder / TIMING_FILE).read_text())["score_s"])
                     continue
                 outcome.score_s[score.collection] = _score(task, score, run_dir)
                 outcome.scored[score.collection] = True
         except TopicEvalError as exc:
             outcome.status = "skipped" if not outcome.score_keys else "failed"
             outcome.reason = str(exc).splitlines()[0]
-            if outcome.status == "skipped" and task.dataset.values != "counts":
+            if outcome.status == "skipped" and task.dataset.values != "counts" and task.entry.input == "counts":
                 outcome.reason = (f"{task.dataset.name} holds {task.dataset.values.replace('_', ' ')}, no raw "
                                   f"counts: {outcome.reason.split(' (run topiceval')[0]}")
         except Exception as exc:  # noqa: BLE001 - recorded, the other cells go on
@@ -460,8 +502,9 @@ class Results:
         out, ``started``, ``wall_s``, ``cpu_s``, versions).
     cells
         One row per (dataset, model, seed): ``status`` (done / skipped / failed), ``reason``,
-        ``trained`` (computed in this run, else read from the cache), ``train_s``, ``cpu_s``,
-        ``wall_s``, ``n_warnings``, ``train_key``, ``prior_sha256`` (the hashes of the gene sets a
+        ``trained`` (computed in this run, else read from the cache), ``train_s`` (the fit, from
+        ``config.json``), ``score_s`` (scoring, all collections, from each score's ``timing.json``;
+        NaN where a cached score predates that record), ``cpu_s``, ``wall_s``, ``n_warnings``, ``train_key``, ``prior_sha256`` (the hashes of the gene sets a
         model such as Spectra used as prior; empty when none).
     scores
         Long table: ``dataset, species, model, seed, collection, metric, value, config_sha256``
@@ -575,7 +618,10 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                 scored += [f"[{collection}] {text}" for text in dict.fromkeys(found)]
         others = [w for w in o.warnings if not any(w.endswith(t.split("] ", 1)[1]) for t in scored)]
         cell_rows.append({"dataset": o.dataset, "model": o.model, "seed": o.seed, "status": o.status,
-                          "reason": o.reason, "trained": o.trained, "train_s": o.train_s, "cpu_s": o.cpu_s,
+                          "reason": o.reason, "trained": o.trained, "train_s": o.train_s,
+                          "score_s": (float(sum(o.score_s.values())) if o.status == "done" and o.score_keys
+                                      and set(o.score_s) == set(o.score_keys) else np.nan),
+                          "cpu_s": o.cpu_s,
                           "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key,
                           "prior_sha256": o.prior_sha256, "warnings": "\n".join([*scored, *others])})
         if o.status != "done":
@@ -618,7 +664,7 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                    pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS), stability=pairs)
 
 
-_CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "cpu_s", "wall_s",
+_CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "score_s", "cpu_s", "wall_s",
                  "n_warnings", "train_key", "prior_sha256", "warnings"]
 _SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
 _TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
@@ -719,12 +765,13 @@ def check_paths(config: LeaderboardConfig) -> None:
             if not Path(path).exists():
                 missing.append(f"dataset {spec.name!r}: {path}")
     for collection in config.collections:
-        for species, source in collection.sources.items():
-            if source in SHIPPED or source.startswith("msigdb:"):
-                continue
-            path = Path(resolve_gene_set_spec(source, config.root))
-            if not path.is_file():
-                missing.append(f"collection {collection.name!r} ({species}): {path}")
+        for species, sources in collection.sources.items():
+            for source in ([sources] if isinstance(sources, str) else sources):
+                if source in SHIPPED or source.startswith("msigdb:"):
+                    continue
+                path = Path(resolve_gene_set_spec(source, config.root))
+                if not path.is_file():
+                    missing.append(f"collection {collection.name!r} ({species}): {path}")
     if missing:
         raise InputError(f"{len(missing)} file(s) named by the config do not exist, nothing was run: "
                          + "; ".join(missing))
@@ -739,6 +786,7 @@ def run(
     n_jobs: int | None = None,
     progress: bool = True,
     refresh: bool = False,
+    cached_only: bool = False,
 ) -> Results:
     """Run (or resume) a leaderboard.
 
@@ -759,6 +807,12 @@ def run(
         Show a progress bar over the cells.
     refresh
         Ignore (and replace) the cached runs and scores of this configuration.
+    cached_only
+        Train and score nothing: collect the cells whose run and scores are all in the cache, and
+        report every other cell as ``"missing"`` (with what it lacks). For a report of a run that
+        is still going on in another process (a partial report); cannot be combined with
+        ``refresh``. Models that train nothing (input ``"embedding"``: a stored cell embedding,
+        such as scgpt) are read and scored as usual, which takes seconds.
 
     Returns
     -------
@@ -775,6 +829,8 @@ def run(
 
     backend = backend or config.backend
     n_jobs = n_jobs or config.n_jobs
+    if cached_only and refresh:
+        raise InputError("cached_only reads the cache as it is: it cannot be combined with refresh")
     if backend not in _BACKENDS:
         raise InputError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
     check_paths(config)
@@ -801,7 +857,7 @@ def run(
         collections: dict[str, dict[str, Any]] = {}
         score_plans: dict[str, list[tuple[CollectionSpec, str, tuple[str, ...]]]] = {}
         for dataset in prepared.values():
-            if dataset.skip_reason:
+            if dataset.path is None:
                 continue
             plans = []
             for collection in config.collections:
@@ -832,7 +888,7 @@ def run(
             for model in config.models:
                 entry = entries[model.name]
                 for seed in config.seeds:
-                    if dataset.skip_reason:
+                    if dataset.skip_reason and not (entry.input == "embedding" and dataset.path):
                         skipped.append(CellOutcome(dataset.name, model.name, seed, "skipped",
                                                    reason=f"dataset: {dataset.skip_reason}"))
                         continue
@@ -845,6 +901,10 @@ def run(
                     key = train_key(dataset, model, seed, entry)
                     scores = []
                     for collection, spec, metrics in score_plans[dataset.name]:
+                        if entry.kind == "embedding":  # a cell embedding alone: clustering metrics only
+                            metrics = tuple(m for m in metrics if set(METRICS[m].needs) <= {"cells", "labels"})
+                            if not metrics:
+                                continue
                         identity = _gene_set_identity(spec, dataset.species, collection.min_size, collection.max_size)
                         score_key = stable_hash({"run": key, "gene_sets": identity, "metrics": list(metrics),
                                                  "evaluation": evaluation})
@@ -857,15 +917,26 @@ def run(
                     tasks.append(CellTask(dataset, model, entry, seed, key,
                                           stable_hash(train_settings(dataset, model, seed)), tuple(scores),
                                           evaluation, str(cache_root), config.threads_per_cell))
-        # Largest first, so that parallel workers finish together.
-        tasks.sort(key=lambda t: -(t.dataset.n_cells * t.dataset.n_genes))
+        # Largest first, so that parallel workers finish together; with order = "model", model by
+        # model (in the config's order), each model's cells largest first.
+        position = {m.name: i for i, m in enumerate(config.models)}
+        if config.order == "model":
+            tasks.sort(key=lambda t: (position[t.model.name], -(t.dataset.n_cells * t.dataset.n_genes)))
+        else:
+            tasks.sort(key=lambda t: -(t.dataset.n_cells * t.dataset.n_genes))
         for o in skipped:
             logger.info("skip %s / %s / seed %d: %s", o.dataset, o.model, o.seed, o.reason)
 
         outcomes: list[CellOutcome] = list(skipped)
+        if cached_only:
+            tasks, missing = _split_cached(tasks, cache_root)
+            outcomes += missing
+            for o in missing:
+                logger.info("missing %s / %s / seed %d: %s", o.dataset, o.model, o.seed, o.reason)
         bar = tqdm(total=len(tasks), desc="cells", unit="cell", disable=not progress)
         try:
-            for outcome in _BACKENDS[backend](tasks, n_jobs, config.scheduler):
+            for outcome in (_sequential(tasks, 1, None) if cached_only  # reads files only
+                            else _BACKENDS[backend](tasks, n_jobs, config.scheduler)):
                 outcomes.append(outcome)
                 _log_outcome(outcome)
                 bar.set_postfix_str(f"{outcome.dataset}/{outcome.model}/{outcome.seed} {outcome.status}")
@@ -874,8 +945,10 @@ def run(
             bar.close()
         wall = time.perf_counter() - wall0
         done = sum(o.status == "done" for o in outcomes)
-        logger.info("finished: %d done, %d skipped, %d failed in %.1f s wall", done,
-                    sum(o.status == "skipped" for o in outcomes), sum(o.status == "failed" for o in outcomes), wall)
+        logger.info("finished: %d done, %d skipped, %d failed%s in %.1f s wall", done,
+                    sum(o.status == "skipped" for o in outcomes), sum(o.status == "failed" for o in outcomes),
+                    f", {sum(o.status == MISSING for o in outcomes)} missing (not in the cache)" if cached_only else "",
+                    wall)
         record = {
             **config.to_dict(),
             "datasets_prepared": [p.to_dict() | {"path": None} for p in prepared.values()],
@@ -885,8 +958,13 @@ def run(
             "wall_s": wall,
             "cpu_s_main": time.process_time() - cpu0,
             "cpu_s_cells": float(sum(o.cpu_s for o in outcomes)),
-            "backend_used": backend,
+            "backend_used": "cache only" if cached_only else backend,
             "n_jobs_used": n_jobs,
+            "cached_only": cached_only,
+            "clustering_only": [m.name for m in config.models if entries[m.name].kind == "embedding"],
+            # what ran for each model: the registry's description and its libraries' versions
+            "implementations": {m.name: {"description": entries[m.name].description, "kind": entries[m.name].kind,
+                                         "versions": _library_versions(entries[m.name])} for m in config.models},
             "versions": _versions(),
         }
         return _collect(record, tasks, outcomes, prepared, cache_root)
@@ -896,10 +974,34 @@ def run(
             handler.close()
 
 
+def _split_cached(tasks: Sequence[CellTask], cache: Path) -> tuple[list[CellTask], list[CellOutcome]]:
+    """The cells whose run and every score are cached, and a ``"missing"`` outcome for each other
+    one, saying what it lacks (see ``cached_only`` of :func:`run`)."""
+    from topiceval.adapters.registry import CONFIG_FILE
+
+    ready, missing = [], []
+    for task in tasks:
+        if task.entry.input == "embedding":  # trains nothing (reads a stored embedding): always collected
+            ready.append(task)
+            continue
+        if not (cache / "runs" / task.train_key / CONFIG_FILE).is_file():
+            reason = "not in the cache: not trained yet (being trained, or failed when tried: failed cells are not cached)"
+        else:
+            lacking = [s.collection for s in task.scores
+                       if not (cache / "scores" / s.key / "evaluation.json").is_file()]
+            if not lacking:
+                ready.append(task)
+                continue
+            reason = f"not in the cache: trained, not yet scored on {', '.join(lacking)}"
+        missing.append(CellOutcome(task.dataset.name, task.model.name, task.seed, MISSING, reason=reason,
+                                   train_key=task.train_key, settings_key=task.settings_key))
+    return ready, missing
+
+
 def _log_outcome(o: CellOutcome) -> None:
     where = f"{o.dataset} / {o.model} / seed {o.seed}"
     if o.status == "done":
-        computed = [c for c, fresh in o.scored.items() if fresh]
+        computed = [c for c, fresh in o.scored.items() if fresh and c in o.score_s]
         logger.info("%s: done (%s, train %.1f s, scored %s; %.1f s wall, %.1f s CPU)", where,
                     "trained" if o.trained else "cached run", o.train_s,
                     ", ".join(f"{c} {o.score_s[c]:.1f} s" for c in computed) or "from cache", o.wall_s, o.cpu_s)

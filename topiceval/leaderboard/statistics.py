@@ -77,7 +77,10 @@ def stability_pairs(outcomes: Sequence[CellOutcome], cache: Path) -> pd.DataFram
         if len(done) < 2:
             continue
         done = sorted(done, key=lambda o: o.seed)
-        matrices = {o.seed: read_outputs_h5ad(cache / "runs" / o.train_key / OUTPUTS_FILE).topic_gene for o in done}
+        matrices = {o.seed: read_outputs_h5ad(cache / "runs" / o.train_key / OUTPUTS_FILE,
+                                              require_topic_gene=False).topic_gene for o in done}
+        if any(m is None for m in matrices.values()):
+            continue  # a cell embedding alone (clustering-only rows) has no topics to match
         for a, b in itertools.combinations(sorted(matrices), 2):
             result = topic_stability(matrices[a], matrices[b])
             rows.append({"dataset": dataset, "model": model, "seed_a": a, "seed_b": b,
