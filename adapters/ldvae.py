@@ -30,6 +30,8 @@ import contextlib
 import logging
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +95,102 @@ def _import_scvi() -> Any:
         return import_extra("scvi", EXTRA, "ldvae")
 
 
+@dataclass
+class ScviRun:
+    """One trained scvi-tools model and what :func:`fit_scvi_model` read around it."""
+
+    model: Any
+    scvi: Any
+    latent: np.ndarray
+    extracted: Any
+    data: Any
+    counts: Any
+    n_latent: int
+    epochs: int
+    seed: int
+    options: dict[str, Any]
+    seconds: float
+
+    def result(self, outputs: TopicOutputs) -> TrainResult:
+        """The registry's :class:`TrainResult` of this run with ``outputs``."""
+        hyper = {"n_topics": self.n_latent, "epochs": self.epochs, "seed": self.seed,
+                 "input": self.data.source, **{k: v for k, v in self.options.items() if k != "progress"}}
+        history = getattr(self.model, "history", None) or {}
+        elbo = history.get("elbo_train")
+        info = {"fit_s": self.seconds, "scvi-tools": self.scvi.__version__,
+                "elbo_train": None if elbo is None or len(elbo) == 0 else float(np.asarray(elbo)[-1, 0])}
+        model = self.model
+
+        def save(folder: Path) -> None:
+            model.save(str(folder), overwrite=True, save_anndata=False)
+
+        return TrainResult(outputs=outputs, hyperparameters=hyper, save=save, info=info)
+
+
+def fit_scvi_model(adata: AnnData, params: TrainParams, *, model: str, class_name: str,
+                   defaults: dict[str, Any], default_latent: int, default_epochs: int,
+                   extract: Callable[[Any], Any] | None = None) -> ScviRun:
+    """Train ``scvi.model.<class_name>`` on the counts of ``adata`` as every scvi-tools adapter does.
+
+    Counts as a CSR ``X`` of a fresh AnnData (one batch), seeded through ``scvi.settings.seed``
+    (the callers' RNG states and scvi's settings restored afterwards), trained on every cell with
+    lightning's noise silenced; ``extract(model)`` runs inside that context (e.g. the loadings).
+    """
+    scvi = _import_scvi()
+    import anndata
+    import scipy.sparse as sp
+
+    options = parse_options(params.options, defaults, model)
+    options["progress"] = bool(resolve_progress(options, params.options, params.progress))
+    n_latent = check_positive_int(params.n_topics or default_latent, "n_topics", 2)
+    epochs = check_positive_int(params.epochs or default_epochs, "epochs")
+    data = model_input(adata, params.layer, default=COUNTS_LAYER, model=model)
+    warn_if_not_counts(data, model)
+    counts = anndata.AnnData(X=sp.csr_matrix(data.matrix, dtype=np.float32))
+    counts.obs_names = [str(i) for i in range(adata.n_obs)]
+    counts.var_names = [str(g) for g in gene_names(adata)]
+    model_class = getattr(scvi.model, class_name)
+
+    started = time.perf_counter()
+    previous_seed, previous_verbosity = scvi.settings.seed, scvi.settings.verbosity
+    extracted = None
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch_threads(options["threads"]))
+        stack.enter_context(global_seed(params.seed))
+        stack.enter_context(quiet_loggers(*_LOGGERS))
+        stack.enter_context(warnings.catch_warnings())
+        for pattern in _IGNORED_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
+        try:
+            scvi.settings.verbosity = logging.WARNING
+            scvi.settings.seed = params.seed
+            model_class.setup_anndata(counts)
+            try:
+                trained = model_class(
+                    counts, n_latent=n_latent, n_hidden=int(options["n_hidden"]),
+                    n_layers=int(options["n_layers"]), dropout_rate=float(options["dropout_rate"]),
+                    dispersion=options["dispersion"], gene_likelihood=options["gene_likelihood"],
+                    latent_distribution=options["latent_distribution"],
+                )
+            except (ValueError, KeyError) as exc:
+                raise InputError(f"{model}: {exc}") from None
+            trained.train(
+                max_epochs=epochs, accelerator=options["accelerator"], devices=1, train_size=1.0,
+                batch_size=int(options["batch_size"]), plan_kwargs={"lr": float(options["lr"])},
+                enable_progress_bar=bool(options["progress"]), enable_model_summary=False,
+                enable_checkpointing=False,
+            )
+            if extract is not None:
+                extracted = extract(trained)
+            latent = np.asarray(trained.get_latent_representation(), dtype=np.float64)
+        finally:
+            scvi.settings.verbosity = previous_verbosity
+            scvi.settings._seed = previous_seed
+    return ScviRun(model=trained, scvi=scvi, latent=latent, extracted=extracted, data=data, counts=counts,
+                   n_latent=n_latent, epochs=epochs, seed=params.seed, options=options,
+                   seconds=time.perf_counter() - started)
+
+
 def train(adata: AnnData, params: TrainParams) -> TrainResult:
     """Registry trainer: train LDVAE on ``adata`` (see the module docstring).
 
@@ -111,54 +209,10 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         ``cell_embedding`` ``(n_cells, n_topics)`` latent means; ``save`` writes scvi-tools' own
         model folder (``model.pt``, read back with ``scvi.model.LinearSCVI.load``).
     """
-    scvi = _import_scvi()
-    import anndata
-    import scipy.sparse as sp
-
-    options = parse_options(params.options, DEFAULTS, "ldvae")
-    options["progress"] = bool(resolve_progress(options, params.options, params.progress))
-    n_topics = check_positive_int(params.n_topics or DEFAULT_TOPICS, "n_topics", 2)
-    epochs = check_positive_int(params.epochs or DEFAULT_EPOCHS, "epochs")
-    data = model_input(adata, params.layer, default=COUNTS_LAYER, model="ldvae")
-    warn_if_not_counts(data, "ldvae")
-    counts = anndata.AnnData(X=sp.csr_matrix(data.matrix, dtype=np.float32))
-    counts.obs_names = [str(i) for i in range(adata.n_obs)]
-    counts.var_names = [str(g) for g in gene_names(adata)]
-
-    started = time.perf_counter()
-    previous_seed, previous_verbosity = scvi.settings.seed, scvi.settings.verbosity
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch_threads(options["threads"]))
-        stack.enter_context(global_seed(params.seed))
-        stack.enter_context(quiet_loggers(*_LOGGERS))
-        stack.enter_context(warnings.catch_warnings())
-        for pattern in _IGNORED_WARNINGS:
-            warnings.filterwarnings("ignore", message=pattern)
-        try:
-            scvi.settings.verbosity = logging.WARNING
-            scvi.settings.seed = params.seed
-            scvi.model.LinearSCVI.setup_anndata(counts)
-            try:
-                model = scvi.model.LinearSCVI(
-                    counts, n_latent=n_topics, n_hidden=int(options["n_hidden"]),
-                    n_layers=int(options["n_layers"]), dropout_rate=float(options["dropout_rate"]),
-                    dispersion=options["dispersion"], gene_likelihood=options["gene_likelihood"],
-                    latent_distribution=options["latent_distribution"],
-                )
-            except (ValueError, KeyError) as exc:
-                raise InputError(f"ldvae: {exc}") from None
-            model.train(
-                max_epochs=epochs, accelerator=options["accelerator"], devices=1, train_size=1.0,
-                batch_size=int(options["batch_size"]), plan_kwargs={"lr": float(options["lr"])},
-                enable_progress_bar=bool(options["progress"]), enable_model_summary=False,
-                enable_checkpointing=False,
-            )
-            loadings = model.get_loadings()
-            latent = np.asarray(model.get_latent_representation(), dtype=np.float64)
-        finally:
-            scvi.settings.verbosity = previous_verbosity
-            scvi.settings._seed = previous_seed
-    fitted = time.perf_counter()
+    run = fit_scvi_model(adata, params, model="ldvae", class_name="LinearSCVI", defaults=DEFAULTS,
+                         default_latent=DEFAULT_TOPICS, default_epochs=DEFAULT_EPOCHS,
+                         extract=lambda model: model.get_loadings())
+    loadings, latent, data, counts = run.extracted, run.latent, run.data, run.counts
 
     topic_gene = loadings.loc[counts.var_names].to_numpy(dtype=np.float64).T
     outputs = TopicOutputs(
@@ -169,17 +223,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         name="ldvae",
         metadata={"model": "ldvae", "seed": params.seed, "input": data.source},
     )
-    hyper = {"n_topics": n_topics, "epochs": epochs, "seed": params.seed, "input": data.source,
-             **{k: v for k, v in options.items() if k != "progress"}}
-    history = getattr(model, "history", None) or {}
-    elbo = history.get("elbo_train")
-    info = {"fit_s": fitted - started, "scvi-tools": scvi.__version__,
-            "elbo_train": None if elbo is None or len(elbo) == 0 else float(np.asarray(elbo)[-1, 0])}
-
-    def save(folder: Path) -> None:
-        model.save(str(folder), overwrite=True, save_anndata=False)
-
-    return TrainResult(outputs=outputs, hyperparameters=hyper, save=save, info=info)
+    return run.result(outputs)
 
 
 def fit(adata: AnnData, n_topics: int | None = None, *, epochs: int | None = None, seed: int = 0,

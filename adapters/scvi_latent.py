@@ -21,31 +21,12 @@ What this adapter does around the package (as :mod:`topiceval.adapters.ldvae`):
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import time
-import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from topiceval.adapters._common import (
-    COUNTS_LAYER,
-    check_positive_int,
-    default_threads,
-    gene_names,
-    global_seed,
-    model_input,
-    parse_options,
-    quiet_loggers,
-    resolve_progress,
-    torch_threads,
-    warn_if_not_counts,
-)
-from topiceval.adapters.ldvae import _IGNORED_WARNINGS, _LOGGERS, _import_scvi
+from topiceval.adapters._common import default_threads
+from topiceval.adapters.ldvae import fit_scvi_model
 from topiceval.adapters.registry import TrainParams, TrainResult
 
-from topiceval.errors import InputError
 from topiceval.protocol import TopicOutputs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,67 +69,11 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         ``cell_embedding`` ``(n_cells, n_latent)`` only; ``save`` writes scvi-tools' own model
         folder (``model.pt``, read back with ``scvi.model.SCVI.load``).
     """
-    scvi = _import_scvi()
-    import anndata
-    import scipy.sparse as sp
-
-    options = parse_options(params.options, DEFAULTS, "scvi")
-    options["progress"] = bool(resolve_progress(options, params.options, params.progress))
-    n_latent = check_positive_int(params.n_topics or DEFAULT_LATENT, "n_topics", 2)
-    epochs = check_positive_int(params.epochs or DEFAULT_EPOCHS, "epochs")
-    data = model_input(adata, params.layer, default=COUNTS_LAYER, model="scvi")
-    warn_if_not_counts(data, "scvi")
-    counts = anndata.AnnData(X=sp.csr_matrix(data.matrix, dtype=np.float32))
-    counts.obs_names = [str(i) for i in range(adata.n_obs)]
-    counts.var_names = [str(g) for g in gene_names(adata)]
-
-    started = time.perf_counter()
-    previous_seed, previous_verbosity = scvi.settings.seed, scvi.settings.verbosity
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch_threads(options["threads"]))
-        stack.enter_context(global_seed(params.seed))
-        stack.enter_context(quiet_loggers(*_LOGGERS))
-        stack.enter_context(warnings.catch_warnings())
-        for pattern in _IGNORED_WARNINGS:
-            warnings.filterwarnings("ignore", message=pattern)
-        try:
-            scvi.settings.verbosity = logging.WARNING
-            scvi.settings.seed = params.seed
-            scvi.model.SCVI.setup_anndata(counts)
-            try:
-                model = scvi.model.SCVI(
-                    counts, n_latent=n_latent, n_hidden=int(options["n_hidden"]),
-                    n_layers=int(options["n_layers"]), dropout_rate=float(options["dropout_rate"]),
-                    dispersion=options["dispersion"], gene_likelihood=options["gene_likelihood"],
-                    latent_distribution=options["latent_distribution"],
-                )
-            except (ValueError, KeyError) as exc:
-                raise InputError(f"scvi: {exc}") from None
-            model.train(
-                max_epochs=epochs, accelerator=options["accelerator"], devices=1, train_size=1.0,
-                batch_size=int(options["batch_size"]), plan_kwargs={"lr": float(options["lr"])},
-                enable_progress_bar=bool(options["progress"]), enable_model_summary=False,
-                enable_checkpointing=False,
-            )
-            latent = np.asarray(model.get_latent_representation(), dtype=np.float64)
-        finally:
-            scvi.settings.verbosity = previous_verbosity
-            scvi.settings._seed = previous_seed
-    fitted = time.perf_counter()
-
-    outputs = TopicOutputs(topic_gene=None, cell_embedding=latent, name="scvi",
-                           metadata={"model": "scvi", "seed": params.seed, "input": data.source})
-    hyper = {"n_topics": n_latent, "epochs": epochs, "seed": params.seed, "input": data.source,
-             **{k: v for k, v in options.items() if k != "progress"}}
-    history = getattr(model, "history", None) or {}
-    elbo = history.get("elbo_train")
-    info = {"fit_s": fitted - started, "scvi-tools": scvi.__version__,
-            "elbo_train": None if elbo is None or len(elbo) == 0 else float(np.asarray(elbo)[-1, 0])}
-
-    def save(folder: Path) -> None:
-        model.save(str(folder), overwrite=True, save_anndata=False)
-
-    return TrainResult(outputs=outputs, hyperparameters=hyper, save=save, info=info)
+    run = fit_scvi_model(adata, params, model="scvi", class_name="SCVI", defaults=DEFAULTS,
+                         default_latent=DEFAULT_LATENT, default_epochs=DEFAULT_EPOCHS)
+    outputs = TopicOutputs(topic_gene=None, cell_embedding=run.latent, name="scvi",
+                           metadata={"model": "scvi", "seed": params.seed, "input": run.data.source})
+    return run.result(outputs)
 
 
 def fit(adata: AnnData, n_topics: int | None = None, *, epochs: int | None = None, seed: int = 0,
