@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from topiceval.adapters._common import default_threads
+from topiceval.adapters.ldvae import DEFAULTS as LDVAE_DEFAULTS
 from topiceval.adapters.ldvae import fit_scvi_model
 from topiceval.adapters.registry import TrainParams, TrainResult
 
@@ -36,20 +36,8 @@ __all__ = ["DEFAULTS", "DEFAULT_EPOCHS", "DEFAULT_LATENT", "fit", "train"]
 
 DEFAULT_LATENT = 10
 DEFAULT_EPOCHS = 400
-#: Model options and their defaults (``scvi.model.SCVI``'s own).
-DEFAULTS: dict[str, Any] = {
-    "n_hidden": 128,
-    "n_layers": 1,
-    "dropout_rate": 0.1,
-    "dispersion": "gene",
-    "gene_likelihood": "zinb",
-    "latent_distribution": "normal",
-    "batch_size": 128,
-    "lr": 1e-3,
-    "threads": default_threads(),
-    "accelerator": "cpu",
-    "progress": False,
-}
+#: Model options and their defaults (``scvi.model.SCVI``'s own: LDVAE's but a ZINB likelihood).
+DEFAULTS: dict[str, Any] = {**LDVAE_DEFAULTS, "gene_likelihood": "zinb"}
 
 
 def train(adata: AnnData, params: TrainParams) -> TrainResult:
