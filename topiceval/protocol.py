@@ -311,19 +311,22 @@ class TopicOutputs:
             beta = np.asarray(adata.uns["topic_gene"])
             genes = [str(g) for g in adata.uns.get("topic_gene_genes", adata.var_names)]
             source["topic_gene_key"] = "uns:topic_gene"
-        theta = embedding = None
-        if cell_topic_key is not None:
-            theta = named(adata.obsm, cell_topic_key, "obsm")
-        elif layout is not None and layout[2] in adata.obsm:
-            theta = np.asarray(adata.obsm[layout[2]])
-        elif beta is not None and layout is None and ANNDATA_LAYOUTS[0][2] in adata.obsm:
-            theta = np.asarray(adata.obsm[ANNDATA_LAYOUTS[0][2]])
-        if embedding_key is not None:
-            embedding = named(adata.obsm, embedding_key, "obsm")
-        elif layout is not None and layout[3] in adata.obsm:
-            embedding = np.asarray(adata.obsm[layout[3]])
-        elif beta is not None and layout is None and ANNDATA_LAYOUTS[0][3] in adata.obsm:
-            embedding = np.asarray(adata.obsm[ANNDATA_LAYOUTS[0][3]])
+
+        def cell_matrix(key: str | None, slot: int) -> np.ndarray | None:
+            """``obsm[key]``, else the found layout's ``obsm`` key at ``slot`` (topiceval's own
+            layout when the topic-gene matrix came from elsewhere)."""
+            if key is not None:
+                return named(adata.obsm, key, "obsm")
+            if layout is not None:
+                default = layout[slot]
+            elif beta is not None:
+                default = ANNDATA_LAYOUTS[0][slot]
+            else:
+                return None
+            return np.asarray(adata.obsm[default]) if default in adata.obsm else None
+
+        theta = cell_matrix(cell_topic_key, 2)
+        embedding = cell_matrix(embedding_key, 3)
         if beta is None and theta is None and embedding is None:
             known = ", ".join(f"varm[{entry[1]!r}]" for entry in ANNDATA_LAYOUTS)
             raise InputError(
