@@ -202,6 +202,10 @@ def test_datasets_without_counts_or_matrix_are_skipped_with_reasons(tmp_path):
     markdown = paths["markdown"].read_text()
     assert "| yan | nmf | 0 | skipped | yan holds log expression" in markdown
     assert "| wang | nmf | 0 | skipped | dataset: no expression matrix" in markdown
+    # known before training, so a cache-only run says the same (not "missing")
+    cached = runner.run(config, cache=tmp_path / "empty", backend="sequential", progress=False, cached_only=True)
+    pd.testing.assert_frame_equal(cached.cells[["dataset", "model", "seed", "status", "reason"]],
+                                  results.cells[["dataset", "model", "seed", "status", "reason"]])
 
 
 # --------------------------------------------------------------------------- backends and values

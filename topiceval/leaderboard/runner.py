@@ -428,6 +428,12 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
     return elapsed
 
 
+def _no_counts_reason(dataset: PreparedDataset, model: str) -> str:
+    """Why a count model is skipped on a dataset distributed without raw counts."""
+    return (f"{dataset.name} holds {dataset.values.replace('_', ' ')}, no raw counts: model {model!r} "
+            "trains on raw counts")
+
+
 def run_cell(task: CellTask) -> CellOutcome:
     """Train (unless cached) and score (unless cached) one cell; never raises for a user error.
 
@@ -471,9 +477,6 @@ def run_cell(task: CellTask) -> CellOutcome:
         except TopicEvalError as exc:
             outcome.status = "skipped" if not outcome.score_keys else "failed"
             outcome.reason = str(exc).splitlines()[0]
-            if outcome.status == "skipped" and task.dataset.values != "counts" and task.entry.input == "counts":
-                outcome.reason = (f"{task.dataset.name} holds {task.dataset.values.replace('_', ' ')}, no raw "
-                                  f"counts: {outcome.reason.split(' (run topiceval')[0]}")
         except Exception as exc:  # noqa: BLE001 - recorded, the other cells go on
             outcome.status = "failed"
             outcome.reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -891,6 +894,11 @@ def run(
                     if dataset.skip_reason and not (entry.input == "embedding" and dataset.path):
                         skipped.append(CellOutcome(dataset.name, model.name, seed, "skipped",
                                                    reason=f"dataset: {dataset.skip_reason}"))
+                        continue
+                    if entry.input == "counts" and dataset.values != "counts" and model.layer is None:
+                        # known before training (and so also in a cache-only run): nothing to train on
+                        skipped.append(CellOutcome(dataset.name, model.name, seed, "skipped",
+                                                   reason=_no_counts_reason(dataset, model.name)))
                         continue
                     missing = entry.missing()
                     if missing:
