@@ -71,6 +71,7 @@ from topiceval.adapters._common import (
     model_input,
     normalize_rows,
     parse_options,
+    resolve_progress,
     warn_if_not_counts,
 )
 from topiceval.adapters.registry import TrainParams, TrainResult
@@ -104,6 +105,7 @@ DEFAULTS: dict[str, Any] = {
     "topic_gene": "score",  # or "tpm"
     "workers": 1,  # >1: cNMF's multiprocessing pool
     "threads": 1,  # BLAS / OpenMP threads
+    "progress": True,  # a bar over the replicates (stderr); changes no number
 }
 _TOPIC_GENE = ("score", "tpm")
 
@@ -150,6 +152,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     replicates = check_positive_int(options["replicates"], "replicates")
     workers = check_positive_int(options["workers"], "workers")
     threads = check_positive_int(options["threads"], "threads")
+    progress = bool(resolve_progress(options, params.options, params.progress))
     n_hvg = check_positive_int(options["num_highvar_genes"], "num_highvar_genes", 2)
     density = float(options["density_threshold"])
     neighbourhood = float(options["local_neighborhood_size"])
@@ -210,7 +213,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
 
             chunks = min(replicates, 20)  # cNMF's worker split, run in turn for a progress bar
             for worker in tqdm(range(chunks), desc=f"cnmf: {replicates} NMF replicates", unit="chunk",
-                               leave=False):
+                               leave=False, disable=not progress):
                 run.factorize(worker_i=worker, total_workers=chunks)
         factorize_s = time.perf_counter() - factorize_started
         run.combine(components=[k])
@@ -236,7 +239,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         metadata={"model": "cnmf", "seed": params.seed, "input": data.source, "topic_gene": options["topic_gene"]},
     )
     hyper = {"n_topics": k, "epochs": max_iter, "seed": params.seed, "input": data.source,
-             **{key: value for key, value in options.items() if key not in ("workers", "threads")}}
+             **{key: value for key, value in options.items() if key not in ("workers", "threads", "progress")}}
     info = {
         "fit_s": time.perf_counter() - started,
         "factorize_s": factorize_s,

@@ -52,6 +52,7 @@ longer ship, only to locate its data files; when it is missing, a stand-in offer
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.resources
 import importlib.util
 import io
@@ -60,6 +61,7 @@ import sys
 import time
 import types
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,6 +74,7 @@ from topiceval.adapters._common import (
     model_input,
     normalize_rows,
     parse_options,
+    resolve_progress,
     torch_threads,
 )
 from topiceval.adapters.registry import TrainParams, TrainResult
@@ -104,6 +107,7 @@ DEFAULTS: dict[str, Any] = {
     "overlap_threshold": 0.2,
     "normalize": "auto",  # "auto", "log1p" or "none"
     "threads": 1,
+    "progress": True,  # Spectra's bar over the epochs (stderr); changes no number
 }
 _NORMALIZE = ("auto", "log1p", "none")
 
@@ -153,6 +157,25 @@ def load_prior(spec: str) -> GeneSets:
     return load(spec, progress=False)
 
 
+@contextlib.contextmanager
+def _epoch_bar(show: bool) -> Iterator[None]:
+    """Spectra's training loop always draws a tqdm bar; with ``show=False`` it is disabled.
+
+    Spectra exposes no switch for it, so the ``tqdm`` its training module imported is replaced
+    by one that draws nothing, for the duration of the fit only.
+    """
+    module = sys.modules.get("Spectra.Spectra")
+    if show or module is None or not hasattr(module, "tqdm"):
+        yield
+        return
+    original = module.tqdm
+    module.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        module.tqdm = original
+
+
 def _log_normalise(matrix: Any) -> np.ndarray:
     """log1p of counts scaled to the median library size (Spectra's README recommendation)."""
     dense = np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=np.float64)
@@ -185,6 +208,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     options = parse_options(params.options, DEFAULTS, "spectra")
     epochs = check_positive_int(params.epochs or DEFAULT_EPOCHS, "epochs")
     threads = check_positive_int(options["threads"], "threads")
+    progress = bool(resolve_progress(options, params.options, params.progress))
     min_gs = check_positive_int(options["min_gs_num"], "min_gs_num", 2)
     if options["normalize"] not in _NORMALIZE:
         raise InputError(f"spectra: normalize must be one of {', '.join(_NORMALIZE)}, got {options['normalize']!r}")
@@ -237,7 +261,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     started = time.perf_counter()
     log = io.StringIO()  # Spectra prints its gene-set checks
     with global_seed(params.seed), torch_threads(threads), contextlib.redirect_stdout(log), \
-            warnings.catch_warnings():
+            _epoch_bar(progress), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message="Please import `csr_matrix`", category=DeprecationWarning)
         model = spectra.est_spectra(
@@ -262,7 +286,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     )
     hyper = {"n_topics": n_factors, "n_topics_asked": n_topics, "epochs": epochs, "seed": params.seed,
              "input": data.source, "log_normalised_here": bool(normalise),
-             **{key: value for key, value in options.items() if key != "threads"}, **rates}
+             **{key: value for key, value in options.items() if key not in ("threads", "progress")}, **rates}
     info = {
         "fit_s": fit_s,
         "threads": threads,

@@ -145,6 +145,16 @@ def test_seeded_deterministic_clean(pbmc, trained, tmp_path, monkeypatch):
     assert not np.allclose(other.outputs.topic_gene, trained.outputs.topic_gene, atol=1e-6)
 
 
+def test_progress_off_draws_no_bar_and_changes_no_number(pbmc, trained, capsys):
+    capsys.readouterr()
+    quiet = cnmf.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=7, options=FAST, progress=False))
+    assert "NMF replicates" not in capsys.readouterr().err
+    np.testing.assert_allclose(quiet.outputs.topic_gene, trained.outputs.topic_gene, rtol=1e-9, atol=1e-12)
+    assert "progress" not in quiet.hyperparameters
+    cnmf.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=7, options={**FAST, "progress": True}, progress=False))
+    assert "NMF replicates" in capsys.readouterr().err  # the explicit option wins
+
+
 def test_genes_without_counts_and_input_errors(pbmc):
     padded = ad.concat([pbmc, ad.AnnData(X=sp.csr_matrix((pbmc.n_obs, 1), dtype=np.float32),
                                          obs=pd.DataFrame(index=pbmc.obs_names), var=pd.DataFrame(index=["EMPTY1"]))],

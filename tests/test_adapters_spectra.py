@@ -3,6 +3,8 @@ leaderboard report's flag on scores computed against that prior."""
 
 from __future__ import annotations
 
+import functools
+
 import json
 import random
 import sys
@@ -108,6 +110,19 @@ def test_seeded_and_rng_restored(pbmc, trained):
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     other = run(pbmc, seed=1)
     assert not np.allclose(other.outputs.topic_gene, trained.outputs.topic_gene, atol=1e-6)
+
+
+def test_progress_off_draws_no_bar_and_changes_no_number(pbmc, trained, capsys):
+    capsys.readouterr()
+    loud = run(pbmc)
+    assert f"{EPOCHS}/{EPOCHS}" in capsys.readouterr().err  # Spectra's own bar, by default
+    quiet = spectra.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=0, options={"gene_sets": "hallmark"},
+                                            progress=False))
+    assert f"{EPOCHS}/{EPOCHS}" not in capsys.readouterr().err
+    np.testing.assert_array_equal(quiet.outputs.topic_gene, loud.outputs.topic_gene)
+    assert "progress" not in quiet.hyperparameters
+    from Spectra import Spectra as module  # the bar is disabled for the fit only
+    assert not isinstance(module.tqdm, functools.partial)
 
 
 def test_counts_are_log_normalised_as_spectra_recommends(pbmc):

@@ -456,6 +456,7 @@ def run_cell(task: CellTask) -> CellOutcome:
                     n_topics=task.model.n_topics, epochs=task.model.epochs, seed=task.seed,
                     layer=task.model.layer, embedding_key=task.model.embedding_key,
                     label_key=task.dataset.label_key, options=dict(task.model.options),
+                    progress=False,  # the run has its own bar over the cells; an explicit option still wins
                 )
                 registry.train(task.entry.name, task.dataset.path, run_dir, params=params, overwrite=True)
                 outcome.trained = True
