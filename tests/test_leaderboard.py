@@ -208,6 +208,23 @@ def test_datasets_without_counts_or_matrix_are_skipped_with_reasons(tmp_path):
                                   results.cells[["dataset", "model", "seed", "status", "reason"]])
 
 
+def test_each_part_of_a_run_is_recorded_and_reported(tiny_h5ad, tmp_path):
+    raw = tiny_config(tiny_h5ad, ["nmf"], seeds=(0,), collections=[{"name": "h", "human": "hallmark", "metrics": ["tc"]}])
+    config = lconfig.load_config(raw)
+    cache = tmp_path / "cache"
+    runner.run(config, cache=cache, backend="sequential", progress=False)
+    runner.run(config, cache=cache, backend="sequential", progress=False)  # resumed: nothing to train
+    results = runner.run(config, cache=cache, backend="sequential", progress=False, cached_only=True)
+    parts = results.config["history"]
+    assert len(parts) == 2 and all(p["complete"] for p in parts)  # a cache-only report adds no part
+    assert [p["trained"] for p in parts] == [1, 0] and [p["finished"] for p in parts] == [1, 1]
+    assert parts[0]["started"] <= parts[1]["started"] and parts[0]["wall_s"] > 0
+    markdown = report.write_report(results, tmp_path / "report")["markdown"].read_text()
+    assert "**Parts the run took**" in markdown
+    assert "summed over 2 part(s) recorded in the cache's ledger, 1 cell(s) trained in them." in markdown
+    assert json.loads((tmp_path / "report" / "results.json").read_text())["config"]["history"][0]["trained"] == 1
+
+
 # --------------------------------------------------------------------------- backends and values
 @pytest.fixture(scope="module")
 def backend_results(tiny_h5ad, tmp_path_factory):

@@ -695,7 +695,37 @@ def _model_time_rows(results: Results) -> tuple[list[str], list[list[str]]]:
         total = fit + float(score[known].sum())
         rows.append([model, str(len(sub)), f"{fit:.0f}", scoring, f"{total:.0f}",
                      f"{total / len(sub):.0f}" if known.all() else "–"])
+    if len(rows) > 1:
+        score = done["score_s"] if "score_s" in done else pd.Series(np.nan, index=done.index)
+        fit, scoring = float(done["train_s"].sum()), float(score[score.notna()].sum())
+        rows.append(["all models", str(len(done)), f"{fit:.0f}", f"{scoring:.0f}", f"{fit + scoring:.0f}",
+                     f"{(fit + scoring) / len(done):.0f}" if score.notna().all() else "–"])
     return header, rows
+
+
+def _history_rows(results: Results) -> tuple[str, list[str], list[list[str]]]:
+    """The parts the run took (the cache's ledger, :mod:`topiceval.leaderboard.history`): a
+    sentence with the totals, and one row per part."""
+    from topiceval.leaderboard.history import summarise
+
+    parts = list(results.config.get("history") or [])
+    header = ["part", "started (UTC)", "ended (UTC)", "wall s", "cells finished", "trained", "failed", "backend",
+              "how it ended"]
+    if not parts:
+        return "", header, []
+    rows = []
+    for i, p in enumerate(parts, 1):
+        rows.append([str(i), str(p["started"]).replace("T", " ").replace("+00:00", ""),
+                     str(p["ended"]).replace("T", " ").replace("+00:00", ""), f"{p['wall_s']:.0f}",
+                     str(p["finished"]), str(p["trained"]), str(p["failed"]),
+                     f"{p.get('backend') or ''} x {p.get('n_jobs') or ''}",
+                     "finished" if p["complete"] else "no end record (stopped, or still running): wall up to its last cell"])
+    total = summarise(parts)
+    text = (f"Wall time of the whole run: {total['wall_s']:.0f} s ({total['wall_s'] / 3600:.1f} h) summed over "
+            f"{total['parts']} part(s) recorded in the cache's ledger, {total['trained']} cell(s) trained in them"
+            + (f"; {total['incomplete']} part(s) have no end record (stopped, or still running), so the sum is a lower bound" if total["incomplete"] else "")
+            + ". Parts run before the ledger existed, or with another cache, are not listed.")
+    return text, header, rows
 
 
 def _top_genes_html(results: Results, max_topics: int | None) -> str:
@@ -948,6 +978,10 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
                 "machine, so these are not CPU costs)")
         md += [f"**{text}**", "", _markdown_table(header, rows), ""]
         htm.append(f"<h3>{html.escape(text)}</h3>" + _html_table(header, rows, "model-time"))
+    text, header, rows = _history_rows(results)
+    if rows:
+        md += ["**Parts the run took**", "", text, "", _markdown_table(header, rows), ""]
+        htm.append(f"<h3>Parts the run took</h3><p>{html.escape(text)}</p>" + _html_table(header, rows, "history"))
     names = ", ".join(f"`{p.name}`" for p in files)
     md += ["## Files", "", f"Every number above: {names}. Plots and top genes per topic: `index.html`.", ""]
     htm.append("<h2>Files</h2><p>Every number on this page is in " + ", ".join(

@@ -46,7 +46,7 @@ from topiceval.errors import InputError, TopicEvalError
 from topiceval.io import atomic_path, make_temp_dir, write_json
 from topiceval.metrics.registry import METRICS, canonical_metric
 
-from . import statistics
+from . import history, statistics
 from .config import (
     CollectionSpec,
     DatasetSpec,
@@ -942,17 +942,27 @@ def run(
             outcomes += missing
             for o in missing:
                 logger.info("missing %s / %s / seed %d: %s", o.dataset, o.model, o.seed, o.reason)
+        ledger = None
+        if not cached_only:  # this part's start, cells and end, in the cache (the run may be killed)
+            ledger = history.Ledger(cache_root, config.name)
+            ledger.start(config_sha256=config.sha256(), backend=backend, n_jobs=n_jobs, cells=len(tasks),
+                         cached=len(_split_cached(tasks, cache_root)[0]))
         bar = tqdm(total=len(tasks), desc="cells", unit="cell", disable=not progress)
         try:
             for outcome in (_sequential(tasks, 1, None) if cached_only  # reads files only
                             else _BACKENDS[backend](tasks, n_jobs, config.scheduler)):
                 outcomes.append(outcome)
                 _log_outcome(outcome)
+                if ledger is not None:
+                    ledger.cell(dataset=outcome.dataset, model=outcome.model, seed=outcome.seed,
+                                status=outcome.status, trained=outcome.trained, wall_s=outcome.wall_s)
                 bar.set_postfix_str(f"{outcome.dataset}/{outcome.model}/{outcome.seed} {outcome.status}")
                 bar.update(1)
         finally:
             bar.close()
         wall = time.perf_counter() - wall0
+        if ledger is not None:
+            ledger.end(wall_s=wall)
         done = sum(o.status == "done" for o in outcomes)
         logger.info("finished: %d done, %d skipped, %d failed%s in %.1f s wall", done,
                     sum(o.status == "skipped" for o in outcomes), sum(o.status == "failed" for o in outcomes),
@@ -975,6 +985,8 @@ def run(
             "implementations": {m.name: {"description": entries[m.name].description, "kind": entries[m.name].kind,
                                          "versions": _library_versions(entries[m.name])} for m in config.models},
             "versions": _versions(),
+            # every part this leaderboard ran in (this one included), from the cache's ledger
+            "history": history.read_parts(history.history_file(cache_root, config.name)),
         }
         return _collect(record, tasks, outcomes, prepared, cache_root)
     finally:
