@@ -153,6 +153,11 @@ class ModelEntry:
         ``"topic"``: a topic model (topic-gene matrix, scored on every metric); ``"embedding"``: a
         cell embedding alone (no topics), scored on clustering only (ARI / NMI) and kept out of
         the interpretability columns of a leaderboard.
+    prior
+        For a model guided by a gene-set prior: ``"module:function"`` that loads the prior (a
+        :class:`~topiceval.gene_sets.GeneSets`) from the ``spec`` its run records in
+        ``info.prior_gene_sets``, so that a leaderboard can say which scored collections share
+        sets with it (:func:`topiceval.gene_sets.overlap`).
     """
 
     name: str
@@ -162,6 +167,7 @@ class ModelEntry:
     description: str
     input: str = "any"
     kind: str = "topic"
+    prior: str | None = None
 
     def missing(self) -> list[str]:
         """The required modules that cannot be imported here."""
@@ -240,6 +246,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         extra="spectra",
         requires=("torch", "Spectra"),
         description="Spectra (Kunes et al.): gene programs guided by a gene-set prior, PyPI scspectra",
+        prior="topiceval.adapters.spectra:load_prior",
     ),
     ModelEntry(
         name="scvi",

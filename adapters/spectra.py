@@ -62,6 +62,7 @@ import time
 import types
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,10 +150,12 @@ def load_prior(spec: str) -> GeneSets:
     from topiceval.gene_sets import GeneSets, load
 
     if spec == DEFAULT_PRIOR:
-        if importlib.util.find_spec("Spectra") is None:
+        found = importlib.util.find_spec("Spectra")
+        if found is None or not found.submodule_search_locations:
             raise InputError('the prior "spectra_default" is Spectra\'s dictionary: pip install "topiceval[spectra]"')
-        path = importlib.resources.files("Spectra").joinpath("data/default_gene_sets.json")
-        sets = json.loads(path.read_text())["global"]
+        # read from the package folder without importing it (its import needs torch and pkg_resources)
+        path = Path(list(found.submodule_search_locations)[0]) / "data" / "default_gene_sets.json"
+        sets = json.loads(path.read_text(encoding="utf-8"))["global"]
         return GeneSets.from_dict(sets, source="Spectra default_gene_sets.json (global)")
     return load(spec, progress=False)
 

@@ -19,7 +19,7 @@ from topiceval._utils import PathLike, as_path
 from topiceval.errors import InputError
 
 from .download import cache_dir, cached_files, fetch
-from .gmt import CASE_RULES, Coverage, GeneSets, combine, normalize_symbols, read_gmt
+from .gmt import CASE_RULES, Coverage, GeneSets, combine, normalize_symbols, overlap, read_gmt
 from .registry import MSIGDB_RELEASES, is_msigdb_spec, normalize_species, releases, resolve
 from .shipped import SHIPPED, ShippedCollection, shipped_path
 from .species import CROSS_SPECIES_RULE, guess_species
@@ -39,6 +39,7 @@ __all__ = [
     "guess_species",
     "load",
     "normalize_symbols",
+    "overlap",
     "read_gmt",
     "releases",
     "resolve",

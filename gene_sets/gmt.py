@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from topiceval._utils import PathLike, as_path, preview, sha256_file
 from topiceval.errors import GeneSetFormatError, InputError
 
-__all__ = ["GeneSets", "Coverage", "read_gmt", "combine", "normalize_symbols", "CASE_RULES"]
+__all__ = ["GeneSets", "Coverage", "read_gmt", "combine", "overlap", "normalize_symbols", "CASE_RULES"]
 
 CaseRule = Literal["upper", "exact"]
 CASE_RULES: tuple[str, ...] = ("upper", "exact")
@@ -575,3 +575,63 @@ def combine(collections: Sequence[GeneSets], *, source: str | None = None) -> Ge
                     [d for p in parts for d in p.descriptions], case=parts[0].case, source=label,
                     sha256=None, filters=filters[0], species=species.pop() if species else None,
                     provenance={"collection": None, "release": None, "url": None, "parts": parts_config})
+
+
+def overlap(sets: GeneSets, other: GeneSets, *, min_jaccard: float = 0.5) -> dict[str, Any]:
+    """How many sets of ``sets`` reappear in ``other``: the same genes, or nearly.
+
+    For each set of ``sets`` its best Jaccard index (shared genes / genes in either) against any
+    set of ``other``, with symbols matched as stored (both collections case-normalised by their
+    readers). Used to flag scores that are partly circular: a model guided by a gene-set prior
+    that shares sets with the collection it is scored against.
+
+    Parameters
+    ----------
+    sets
+        The collection asked about (e.g. a model's prior).
+    other
+        The collection it is compared with (e.g. the one scores are computed against).
+    min_jaccard
+        A set counts as ``similar`` when its best Jaccard index is at least this (0 to 1].
+
+    Returns
+    -------
+    dict
+        ``n_sets`` (sets in ``sets``), ``identical`` (sets with a set of the same genes in
+        ``other``), ``similar`` (best Jaccard >= ``min_jaccard``, the identical ones included),
+        ``min_jaccard``, ``best`` (per set of ``sets``, its best Jaccard index, a float array) and
+        ``matches`` (``(name, other name, jaccard)`` of the similar sets, best first).
+
+    Examples
+    --------
+    >>> a = GeneSets.from_dict({"x": ["A", "B", "C"], "y": ["D", "E"]})
+    >>> b = GeneSets.from_dict({"p": ["A", "B", "C"], "q": ["D", "F", "G"]})
+    >>> {k: v for k, v in overlap(a, b).items() if k in ("identical", "similar")}
+    {'identical': 1, 'similar': 1}
+    """
+    if not 0 < min_jaccard <= 1:
+        raise InputError(f"min_jaccard must be in (0, 1], got {min_jaccard}")
+    common = sets.genes.intersection(other.genes)
+    best = np.zeros(sets.n_sets)
+    partner = np.full(sets.n_sets, -1)
+    if len(common) and sets.n_sets and other.n_sets:
+        a = sets.membership[:, sets.genes.get_indexer(common)].astype(np.int32)
+        b = other.membership[:, other.genes.get_indexer(common)].astype(np.int32)
+        shared = (a @ b.T).tocoo()  # genes two sets share, for every pair that shares any
+        union = sets.sizes[shared.row] + other.sizes[shared.col] - shared.data
+        jaccard = shared.data / union
+        order = np.lexsort((-jaccard, shared.row))  # per set of `sets`, its best pair first
+        first = np.r_[True, shared.row[order][1:] != shared.row[order][:-1]]
+        rows, picked = shared.row[order][first], order[first]
+        best[rows] = jaccard[picked]
+        partner[rows] = shared.col[picked]
+    similar = np.flatnonzero(best >= min_jaccard)
+    similar = similar[np.argsort(-best[similar], kind="stable")]
+    return {
+        "n_sets": int(sets.n_sets),
+        "identical": int(np.sum(best >= 1.0)),
+        "similar": int(similar.size),
+        "min_jaccard": float(min_jaccard),
+        "best": best,
+        "matches": [(str(sets.names[i]), str(other.names[partner[i]]), float(best[i])) for i in similar],
+    }

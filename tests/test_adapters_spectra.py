@@ -152,6 +152,16 @@ def test_default_prior_is_spectras_dictionary(pbmc):
     assert module is None or hasattr(module, "working_set")
 
 
+def test_default_prior_reads_without_importing_spectra():
+    """Reading Spectra's dictionary needs neither Spectra's import (torch, pkg_resources) nor a fit first."""
+    import subprocess
+
+    code = ("import sys; from topiceval.adapters import spectra; prior = spectra.load_prior('spectra_default'); "
+            "print(prior.n_sets, 'Spectra' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["150", "False"]
+
+
 def test_input_errors(pbmc, tmp_path):
     gmt = tmp_path / "none.gmt"
     gmt.write_text("SET_A\tx\tNOTAGENE1\tNOTAGENE2\tNOTAGENE3\n")
@@ -211,6 +221,55 @@ def test_train_cli_on_counts_and_report_flags_circular_scores(pbmc, tmp_path):
     # the flag survives writing and reading the results back
     again = runner.Results.read(tmp_path / "report")
     assert report.prior_flags(again).equals(flags)
+
+
+def test_leaderboard_flags_collections_that_share_sets_with_the_prior(pbmc, tmp_path):
+    """A prior of 4 Hallmark and 2 Reactome sets (verbatim) and 3 of no collection: scores against
+    Hallmark and Reactome are flagged as partly circular, with the counts."""
+    from topiceval.gene_sets import overlap
+    from topiceval.leaderboard import config as lconfig
+    from topiceval.leaderboard import report, runner
+
+    genes = set(pbmc.var_names.str.upper())
+    hallmark, reactome = load("hallmark"), load("reactome")
+
+    def richest(collection, n):  # the sets with most genes in the data (Spectra keeps sets with >= 3)
+        return sorted(collection.names, key=lambda name: -len(genes & set(collection[name])))[:n]
+
+    rng = np.random.default_rng(0)
+    names = sorted(genes)
+    lines = [f"{n}\t\t" + "\t".join(hallmark[n]) for n in richest(hallmark, 4)]
+    lines += [f"{n}\t\t" + "\t".join(reactome[n]) for n in richest(reactome, 2)]
+    lines += [f"RANDOM_{i}\t\t" + "\t".join(rng.choice(names, 12, replace=False)) for i in range(3)]
+    prior_file = tmp_path / "prior.gmt"
+    prior_file.write_text("\n".join(lines) + "\n")
+    expected = {c: overlap(load(str(prior_file)), load(c)) for c in ("hallmark", "reactome")}
+    assert (expected["hallmark"]["identical"], expected["reactome"]["identical"]) == (4, 2)
+
+    data = tmp_path / "pbmc.h5ad"
+    pbmc.write_h5ad(data)
+    raw = {"name": "partly", "seeds": [0],
+           "datasets": [{"name": "pbmc", "path": str(data), "label_key": "cell_type", "species": "human",
+                         "values": "log_expression"}],
+           "train": {"models": ["spectra"], "n_topics": 5},
+           "models": {"spectra": {"epochs": 5, "options": {"gene_sets": str(prior_file)}}},
+           "collections": [{"name": "hallmark", "human": "hallmark", "metrics": ["tc"]},
+                           {"name": "reactome", "human": "reactome", "metrics": ["tc"]}]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential",
+                             progress=False)
+    assert list(results.cells["status"]) == ["done"]
+    assert report.prior_flags(results).empty  # no collection is the prior itself
+    flags = report.prior_overlaps(results).set_index("collection")
+    for collection in ("hallmark", "reactome"):
+        found = expected[collection]
+        assert flags.loc[collection, ["n_sets", "identical", "similar"]].tolist() == [
+            str(found["n_sets"]), str(found["identical"]), str(found["similar"])]
+    summary = report.write_report(results, tmp_path / "report", plots=False)["markdown"].read_text()
+    assert (f"PARTLY CIRCULAR: {expected['hallmark']['similar']} of the 9 gene sets of spectra's prior reappear "
+            f"in hallmark ({expected['hallmark']['identical']} identical") in summary
+    assert report.prior_overlaps(runner.Results.read(tmp_path / "report")).equals(report.prior_overlaps(results))
 
 
 def test_adapter_modules_import_no_model_library():

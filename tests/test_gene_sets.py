@@ -206,6 +206,30 @@ def test_combine_is_the_union_of_the_parts(hallmark, reactome):
     assert combine([hallmark]) is hallmark
 
 
+def test_overlap_matches_a_pairwise_jaccard_by_hand(hallmark, reactome):
+    from topiceval.gene_sets import overlap
+
+    # a prior made of 3 Hallmark sets as they are, one trimmed to 60 %, one unrelated set
+    names = list(hallmark.names[:4])
+    trimmed = hallmark[names[3]][: int(0.6 * len(hallmark[names[3]]))]
+    prior = load({"copy_a": hallmark[names[0]], "copy_b": hallmark[names[1]], "copy_c": hallmark[names[2]],
+                  "trimmed": trimmed, "other": ["NOT_A_GENE_1", "NOT_A_GENE_2", hallmark[names[0]][0]]})
+    result = overlap(prior, hallmark)
+    assert (result["n_sets"], result["identical"], result["similar"]) == (5, 3, 4)
+    assert [(m[1], m[2]) for m in result["matches"][:3]] == [(n, 1.0) for n in names[:3]]  # ties in prior order
+    assert result["matches"][3][1] == names[3] and result["matches"][3][2] == pytest.approx(len(trimmed) / len(hallmark[names[3]]))
+    # every best Jaccard equals the brute-force maximum over the pairs (real collections)
+    result = overlap(reactome, hallmark, min_jaccard=0.3)
+    sets = {n: set(hallmark[n]) for n in hallmark.names}
+    brute = np.array([max(len(set(reactome[n]) & b) / len(set(reactome[n]) | b) for b in sets.values())
+                      for n in reactome.names])
+    np.testing.assert_allclose(result["best"], brute, rtol=1e-12)
+    assert result["similar"] == int(np.sum(brute >= 0.3)) and result["identical"] == int(np.sum(brute == 1.0))
+    assert overlap(load({"x": ["NOT_A_GENE"]}), hallmark)["similar"] == 0
+    with pytest.raises(InputError, match="min_jaccard"):
+        overlap(prior, hallmark, min_jaccard=0)
+
+
 def test_combine_refuses_ambiguous_unions(hallmark):
     from topiceval.gene_sets import combine
 

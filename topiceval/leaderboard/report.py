@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "format_value",
     "overall_ranking",
     "prior_flags",
+    "prior_overlaps",
     "clustering_only",
     "clustering_table",
     "ranked_table",
@@ -230,10 +232,57 @@ def prior_flags(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def prior_overlaps(results: Results) -> pd.DataFrame:
+    """Scored collections that share gene sets with a model's prior (partly circular scores).
+
+    A model trained with a gene-set prior whose registry entry can load it (``ModelEntry.prior``)
+    has, per scored collection, the number of its prior's sets that reappear there (``cells``
+    column ``prior_overlap``: identical, or Jaccard >= 0.5 to a set of the collection;
+    :func:`topiceval.gene_sets.overlap`). Its TC / TQ / ORA / GSEA against such a collection
+    partly measure those sets.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (model, collection) with any similar set: ``datasets``, ``n_sets`` (of the
+        prior), ``identical`` and ``similar`` (as ``"6"`` or a range ``"5-6"`` over datasets).
+    """
+    columns = ["model", "collection", "datasets", "n_sets", "identical", "similar"]
+    cells = results.cells
+    if cells.empty or "prior_overlap" not in cells:
+        return pd.DataFrame(columns=columns)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, cell in cells[cells["status"] == "done"].iterrows():
+        text = cell["prior_overlap"]
+        if not isinstance(text, str) or not text.strip():
+            continue
+        for collection, counts in json.loads(text).items():
+            if not counts.get("similar"):
+                continue
+            entry = found.setdefault((cell["model"], collection), {"datasets": [], "n_sets": set(), "identical": set(),
+                                                                   "similar": set()})
+            if cell["dataset"] not in entry["datasets"]:
+                entry["datasets"].append(cell["dataset"])
+            for key in ("n_sets", "identical", "similar"):
+                entry[key].add(int(counts[key]))
+
+    def span(values: set[int]) -> str:
+        return str(min(values)) if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+    rows = [[m, c, ", ".join(e["datasets"]), span(e["n_sets"]), span(e["identical"]), span(e["similar"])]
+            for (m, c), e in found.items()]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _prior_notes(results: Results) -> list[str]:
-    return [f"CIRCULAR: {r.model} on {r.dataset} used the {r.collection} gene sets as its prior (sha256 "
-            f"{r.prior_sha256.split()[0][:12]}); its {r.metrics} on {r.collection} (seeds {r.seeds}) measure "
-            "that prior, not the model" for r in prior_flags(results).itertuples()]
+    notes = [f"CIRCULAR: {r.model} on {r.dataset} used the {r.collection} gene sets as its prior (sha256 "
+             f"{r.prior_sha256.split()[0][:12]}); its {r.metrics} on {r.collection} (seeds {r.seeds}) measure "
+             "that prior, not the model" for r in prior_flags(results).itertuples()]
+    notes += [f"PARTLY CIRCULAR: {r.similar} of the {r.n_sets} gene sets of {r.model}'s prior reappear in "
+              f"{r.collection} ({r.identical} identical, the others with a Jaccard index of 0.5 or more; "
+              f"datasets {r.datasets}); its TC / TQ / ORA / GSEA on {r.collection} partly measure those sets"
+              for r in prior_overlaps(results).itertuples() if r.identical != r.n_sets]  # all: CIRCULAR above
+    return notes
 
 
 def _model_order(results: Results) -> list[str]:

@@ -180,6 +180,8 @@ class CellOutcome:
     #: Hashes of the gene-set collection the model used as prior (``info["prior_gene_sets"]`` of
     #: its ``config.json``: file and content sha256, space-separated); empty when it used none.
     prior_sha256: str = ""
+    #: per scored collection, how many sets of the model's gene-set prior reappear in it
+    prior_overlap: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def readable(path: PathLike) -> None:
@@ -428,6 +430,22 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
     return elapsed
 
 
+def _prior_overlap(task: CellTask, spec: str) -> dict[str, dict[str, int]]:
+    """For each collection the cell is scored against, the sets of the model's prior that
+    reappear in it (:func:`topiceval.gene_sets.overlap`, Jaccard >= 0.5)."""
+    import importlib
+
+    from topiceval.gene_sets import overlap
+
+    module, _, function = str(task.entry.prior).partition(":")
+    prior = getattr(importlib.import_module(module), function)(spec)
+    out = {}
+    for score in task.scores:
+        found = overlap(prior, _gene_sets(score.spec, score.species, score.min_size, score.max_size))
+        out[score.collection] = {k: found[k] for k in ("n_sets", "identical", "similar")}
+    return out
+
+
 def _no_counts_reason(dataset: PreparedDataset, model: str) -> str:
     """Why a count model is skipped on a dataset distributed without raw counts."""
     return (f"{dataset.name} holds {dataset.values.replace('_', ' ')}, no raw counts: model {model!r} "
@@ -465,6 +483,8 @@ def run_cell(task: CellTask) -> CellOutcome:
             prior = (config.get("info") or {}).get("prior_gene_sets") or {}
             outcome.prior_sha256 = " ".join(dict.fromkeys(
                 str(prior[k]) for k in ("sha256", "content_sha256") if prior.get(k)))
+            if prior.get("spec") and task.entry.prior:
+                outcome.prior_overlap = _prior_overlap(task, str(prior["spec"]))
             for score in task.scores:
                 outcome.score_keys[score.collection] = score.key
                 folder = Path(task.cache) / "scores" / score.key
@@ -627,7 +647,9 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                                       and set(o.score_s) == set(o.score_keys) else np.nan),
                           "cpu_s": o.cpu_s,
                           "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key,
-                          "prior_sha256": o.prior_sha256, "warnings": "\n".join([*scored, *others])})
+                          "prior_sha256": o.prior_sha256,
+                          "prior_overlap": json.dumps(o.prior_overlap, sort_keys=True) if o.prior_overlap else "",
+                          "warnings": "\n".join([*scored, *others])})
         if o.status != "done":
             continue
         species = prepared[o.dataset].species
@@ -669,7 +691,7 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
 
 
 _CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "score_s", "cpu_s", "wall_s",
-                 "n_warnings", "train_key", "prior_sha256", "warnings"]
+                 "n_warnings", "train_key", "prior_sha256", "prior_overlap", "warnings"]
 _SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
 _TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
 _PATHWAY_COLUMNS = ["dataset", "model", "seed", "collection", "method", "term", "n_topics", "best"]
