@@ -6,6 +6,9 @@ Nothing here imports torch or a model library at import time.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import importlib
 import logging
 import random
@@ -39,6 +42,7 @@ __all__ = [
     "parse_options",
     "quiet_loggers",
     "torch_threads",
+    "trim_heap",
     "warn_if_not_counts",
 ]
 
@@ -360,3 +364,32 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     sums = matrix.sum(axis=1, keepdims=True)
     out = np.divide(matrix, sums, out=np.full_like(matrix, 1.0 / matrix.shape[1]), where=sums > 0)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or ``None`` where the C library has none (macOS, musl, Windows)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        function = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = [ctypes.c_size_t], ctypes.c_int
+    return function
+
+
+def trim_heap() -> bool:
+    """Give the memory the C heap holds free back to the system (glibc ``malloc_trim(0)``).
+
+    A long training loop that allocates and frees the same large tensors every step can leave
+    glibc's heap holding ever more freed memory: scETM's 12,000 single-batch steps on 1,556
+    cells grew a process by some 0.3-2 MB a step (18 GB after 7,500 steps in a leaderboard
+    worker) with nothing alive in it. Trimming every hundred steps keeps it flat, costs no
+    measurable time and changes no number. Returns whether a trim was made (``False`` where
+    the C library has no ``malloc_trim``).
+    """
+    function = _malloc_trim()
+    if function is None:
+        return False
+    function(0)
+    return True

@@ -32,6 +32,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ from topiceval.adapters._common import (
     resolve_progress,
     quiet_loggers,
     torch_threads,
+    trim_heap,
     warn_if_not_counts,
 )
 from topiceval.adapters.registry import TrainParams, TrainResult
@@ -100,6 +102,31 @@ def _seeded_sampler(seed: int):
         yield
     finally:
         trainer_module.CellSampler = original
+
+
+#: Training steps between two :func:`~topiceval.adapters._common.trim_heap` calls.
+TRIM_EVERY = 100
+
+
+@contextlib.contextmanager
+def _trim_heap_every(trainer: Any, steps: int) -> Iterator[None]:
+    """Trim the C heap every ``steps`` training steps (scETM's ``update_step`` runs once a step),
+    so that a long run does not grow by the freed memory glibc keeps (see ``trim_heap``)."""
+    original = trainer.update_step
+    count = 0
+
+    def update_step(*args: Any, **kwargs: Any) -> Any:
+        nonlocal count
+        count += 1
+        if count % steps == 0:
+            trim_heap()
+        return original(*args, **kwargs)
+
+    trainer.update_step = update_step  # this trainer only: an instance attribute
+    try:
+        yield
+    finally:
+        del trainer.update_step
 
 
 def train(adata: AnnData, params: TrainParams) -> TrainResult:
@@ -155,7 +182,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
             model, counts, ckpt_dir=None, init_lr=float(options["lr"]),
             lr_decay=float(options["lr_decay"]), batch_size=batch_size, seed=-1,
         )
-        with tempfile.TemporaryDirectory(prefix="topiceval-scetm-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="topiceval-scetm-") as tmp, _trim_heap_every(trainer, TRIM_EVERY):
             record = Path(tmp) / "record.tsv"
             trainer.train(
                 n_epochs=epochs, eval_every=epochs, n_samplers=1, eval=False,
