@@ -250,6 +250,26 @@ def test_backends_give_identical_numbers(backend_results):
         pd.testing.assert_frame_equal(other.per_topic, reference.per_topic, check_exact=True)
 
 
+def test_joblib_hands_out_one_cell_at_a_time(monkeypatch):
+    """joblib's automatic batching, grown on a resumed run's instant cached cells, would give the
+    next slow cells to one worker as one batch (run in turn while the other worker idles)."""
+    import joblib
+
+    seen = {}
+
+    class Recording:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+        def __call__(self, jobs):
+            return [function(*args, **kwargs) for function, args, kwargs in jobs]
+
+    monkeypatch.setattr(joblib, "Parallel", Recording)
+    monkeypatch.setattr(runner, "run_cell", lambda task: task)
+    assert list(runner._joblib(["a", "b", "c"], 2, None)) == ["a", "b", "c"]
+    assert seen["batch_size"] == 1 and seen["pre_dispatch"] == "n_jobs" and seen["n_jobs"] == 2
+
+
 def test_scores_are_those_of_the_registry_trainer_and_evaluate(backend_results, tiny_h5ad):
     """Independent path: preprocess, train NMF directly, evaluate; the leaderboard's numbers match."""
     import anndata

@@ -713,8 +713,11 @@ def _joblib(tasks: Sequence[CellTask], n_jobs: int, scheduler: str | None) -> It
     # cell has returned, and warns about it; the next cell simply starts in a fresh worker.
     warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given to the executor",
                             category=UserWarning)
+    # batch_size=1: joblib's "auto" batching grows the batch while tasks return fast (a resumed
+    # run's cached cells return in milliseconds), then hands the next slow cells to one worker as
+    # a single batch, run one after another while the other workers idle
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered",
-                        inner_max_num_threads=1, pre_dispatch="n_jobs")
+                        inner_max_num_threads=1, pre_dispatch="n_jobs", batch_size=1)
     yield from parallel(delayed(run_cell)(task) for task in tasks)
 
 
