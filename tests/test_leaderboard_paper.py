@@ -343,6 +343,17 @@ def test_paper_claims_are_checked_against_paired_means_and_the_wilcoxon_tests(tm
     text = "\n".join(claims.report_sections(few)[0])
     assert ". With 3 paired cells the smallest two-sided Wilcoxon p is 2 / 2^3 = 0.25: no claim" in text
     assert "With 3 paired" not in section
+    assert "Partly circular competitors" not in section
+    # a competitor whose prior shares sets with c2 (cells.csv prior_overlap) gets a caveat
+    cells = pd.DataFrame([{**{c: None for c in runner._CELL_COLUMNS}, "dataset": d, "model": "a", "seed": s,
+                           "status": "done", "prior_overlap": '{"c2": {"identical": 1, "n_sets": 9, "similar": 3}}'}
+                          for d in ("d1", "d2", "d3", "d4") for s in (0, 1)], columns=runner._CELL_COLUMNS)
+    flagged = runner.Results(config=results.config, cells=cells, scores=scores, per_topic=results.per_topic,
+                             pathways=results.pathways)
+    text = "\n".join(claims.report_sections(flagged)[0])
+    assert ("Partly circular competitors: the gene-set scores of a against c2 partly measure the model's gene-set "
+            "prior") in text and text.index("Partly circular") < text.index("### What distilling")
+    assert "the last column, the paper's baselines only, leaves them out." in text
     # the paper's own baselines only: here scvi alone (a and b are not among them), for ARI
     assert table.loc["ARI", "verdict_paper_baselines"] == "does not hold"
     assert table.loc["ARI", "closest_paper_baseline"].startswith("scvi (-")

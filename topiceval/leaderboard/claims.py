@@ -266,9 +266,27 @@ def report_sections(results: Results, comparisons: pd.DataFrame | None = None) -
         n = int(tested["n"].min())
         summary += (f". With {n} paired cells the smallest two-sided Wilcoxon p is 2 / 2^{n} = {2 / 2 ** n:.3g}: "
                     "no claim can be significant at 0.05 on so few cells (6 are needed)")
+    circular = _circular_note(results)
     md = ["## The paper's claims", "", intro, "", f"In short: {summary}.", "", _markdown_table(header, rows), "",
+          *([circular, ""] if circular else []),
           "### What distilling from a PCA instead of scGPT means", "", PCA_NOTE, ""]
     htm = ["<h2>The paper's claims</h2>", f"<p>{html.escape(intro)}</p>",
            f"<p><b>In short: {html.escape(summary)}.</b></p>", _html_table(header, rows, "claims"),
+           *([f"<p>{html.escape(circular)}</p>"] if circular else []),
            "<h3>What distilling from a PCA instead of scGPT means</h3>", f"<p>{html.escape(PCA_NOTE)}</p>"]
     return md, htm
+
+
+def _circular_note(results: Results) -> str:
+    """A caveat for the verdicts when a prior-guided model's gene-set scores are partly circular."""
+    from .report import prior_overlaps
+
+    flagged = prior_overlaps(results)
+    if flagged.empty:
+        return ""
+    parts = [f"{model} against {', '.join(group['collection'])}" for model, group in flagged.groupby("model", sort=False)]
+    return ("Partly circular competitors: the gene-set scores of " + "; ".join(parts) + " partly measure the "
+            "model's gene-set prior, which shares sets with those collections (see Notes), so a lead of theirs on "
+            "TQ, ORA_Q or GSEA_Q there is not all the model's own"
+            + ("; the last column, the paper's baselines only, leaves them out."
+               if not set(flagged["model"]) & set(PAPER_BASELINES) else "."))
