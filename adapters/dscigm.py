@@ -137,6 +137,8 @@ DEFAULTS: dict[str, Any] = {
     "prior_dir": None,  # prior="authors": the authors' datasets/ folder (two .pkl files, STRING links)
     "prior_string": True,  # prior="authors": connect genes to their STRING neighbours' gene nodes
     "prior_min_genes": 5,
+    "checkpoint": None,  # a file: the training state is saved there every checkpoint_every epochs, and resumed
+    "checkpoint_every": 10,
     "mask_init": "auto",  # masked layers' initial weights: "fan_in", "authors"; "auto": "authors" with prior="authors"
     "encoder_log1p": "auto",  # "auto": log1p for integer (count) input; True / False
     "encoder_center": False,  # subtract each gene's mean encoder input (keeps the dense encoder from collapsing)
@@ -293,7 +295,8 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     started = time.perf_counter()
     with torch_threads(options["threads"]):
         model = DSCIGM(config, genes, mask, seed=params.seed)
-        model.fit(data.matrix, training, seed=params.seed)
+        model.fit(data.matrix, training, seed=params.seed, checkpoint=options["checkpoint"],
+                  checkpoint_every=check_positive_int(options["checkpoint_every"], "checkpoint_every"))
         thetas = model.transform(data.matrix, sample=estimate == "sampled", seed=params.seed)
         topic_gene = model.topic_gene(output_layer)
     fitted = time.perf_counter()
@@ -312,7 +315,8 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         "n_topics": n_topics, "epochs": epochs, "seed": params.seed, "input": data.source,
         "variant": variant,
         **{k: v for k, v in options.items()
-           if k not in ("progress", "hidden_sizes", "encoder_log1p", "encoder_center", "drop_last", "mask_init")},
+           if k not in ("progress", "hidden_sizes", "encoder_log1p", "encoder_center", "drop_last", "mask_init",
+                        "checkpoint", "checkpoint_every")},
         "drop_last": training.drop_last, "theta_estimate": estimate,
         "prior": None if prior is None else str(prior),
         "hidden_sizes": list(hidden), "encoder_log1p": config.encoder_log1p,
@@ -320,7 +324,9 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     }
     last = model.history[-1] if model.history else {}
     info = {"fit_s": fitted - started, "final_loss": last.get("loss"), "final_nll": last.get("nll"),
-            "skipped_steps": int(sum(h["skipped_steps"] for h in model.history)), "prior": prior_info}
+            "skipped_steps": int(sum(h["skipped_steps"] for h in model.history)), "prior": prior_info,
+            # every epoch's seconds, those of earlier processes included when the fit resumed from a checkpoint
+            "epochs_s": float(sum(h["seconds"] for h in model.history))}
     return TrainResult(outputs=outputs, hyperparameters=hyper, save=model.save, info=info)
 
 

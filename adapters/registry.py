@@ -153,6 +153,10 @@ class ModelEntry:
         ``"topic"``: a topic model (topic-gene matrix, scored on every metric); ``"embedding"``: a
         cell embedding alone (no topics), scored on clustering only (ARI / NMI) and kept out of
         the interpretability columns of a leaderboard.
+    resumable
+        The trainer takes a ``checkpoint`` option (a file path) where it saves its training state
+        as it goes and resumes from it: a leaderboard points it into its cache, so that a cell
+        killed part-way (a run made in parts) continues where it stopped.
     prior
         For a model guided by a gene-set prior: ``"module:function"`` that loads the prior (a
         :class:`~topiceval.gene_sets.GeneSets`) from the ``spec`` its run records in
@@ -167,6 +171,7 @@ class ModelEntry:
     description: str
     input: str = "any"
     kind: str = "topic"
+    resumable: bool = False
     prior: str | None = None
 
     def missing(self) -> list[str]:
@@ -232,6 +237,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         requires=("torch",),
         description="d-scIGM: deep Weibull topic model, sawtooth decoder (topiceval's PyTorch code)",
         input="log",
+        resumable=True,
     ),
     ModelEntry(
         name="cnmf",

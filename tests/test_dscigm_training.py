@@ -136,6 +136,54 @@ def test_last_partial_batch_is_dropped(pollen_small):
         DSCIGM(config, pollen_small.var_names).fit(x[:10], TrainingOptions(epochs=1, batch_size=16), seed=0)
 
 
+@pytest.mark.parametrize("schedule", ["authors", "alternating"])
+def test_a_killed_fit_resumes_from_its_checkpoint_to_the_same_numbers(pollen_small, tmp_path, monkeypatch, schedule):
+    from topiceval.models.dscigm import train as module
+
+    x = pollen_small.X
+    config = DSCIGMConfig(n_genes=pollen_small.n_vars, topic_sizes=(4, 3), hidden_sizes=(8, 6), embed_size=4,
+                          n_samples=2)
+    options = TrainingOptions(epochs=5, batch_size=8, schedule=schedule)
+    straight = DSCIGM(config, pollen_small.var_names, seed=3).fit(x, options, seed=1)
+
+    path = tmp_path / "ck" / "fit.pt"
+    real_save = module._Checkpoint.save
+
+    def save_then_die(self, epoch, *args):
+        real_save(self, epoch, *args)
+        if epoch == 2:
+            raise KeyboardInterrupt  # the process is killed right after the checkpoint of epoch 2
+
+    monkeypatch.setattr(module._Checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        DSCIGM(config, pollen_small.var_names, seed=3).fit(x, options, seed=1, checkpoint=path, checkpoint_every=2)
+    monkeypatch.setattr(module._Checkpoint, "save", real_save)
+    assert path.is_file() and [p.name for p in path.parent.iterdir()] == ["fit.pt"]  # no half-written file
+    resumed = DSCIGM(config, pollen_small.var_names, seed=3)
+    epochs_run = []
+    real_step = module.TrainingStep.__call__
+    monkeypatch.setattr(module.TrainingStep, "__call__",
+                        lambda self, *a, **k: epochs_run.append(1) or real_step(self, *a, **k))
+    resumed.fit(x, options, seed=1, checkpoint=path, checkpoint_every=2)
+    assert len(epochs_run) == 3 * 5  # epochs 3-5 only (5 steps an epoch: 40 cells / 8)
+    assert not path.exists()  # removed once the fit ended
+    for (name, a), (_, b) in zip(straight.network.state_dict().items(), resumed.network.state_dict().items()):
+        assert torch.equal(a, b), name
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in straight.history]
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == strip
+    # a checkpoint of other settings (or seed) is not used: the fit starts over
+    path.parent.mkdir(exist_ok=True)
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(module._Checkpoint, "save", save_then_die)
+        DSCIGM(config, pollen_small.var_names, seed=3).fit(x, options, seed=2, checkpoint=path, checkpoint_every=2)
+    monkeypatch.setattr(module._Checkpoint, "save", real_save)
+    epochs_run.clear()
+    DSCIGM(config, pollen_small.var_names, seed=3).fit(x, options, seed=1, checkpoint=path)
+    assert len(epochs_run) == 5 * 5
+    with pytest.raises(InputError, match="checkpoint_every"):
+        DSCIGM(config, pollen_small.var_names).fit(x, options, checkpoint=path, checkpoint_every=0)
+
+
 def test_sampled_outputs_average_weibull_draws():
     config = DSCIGMConfig(n_genes=12, topic_sizes=(4, 3), hidden_sizes=(8, 5), embed_size=6, n_samples=4000)
     model = DSCIGM(config, [f"g{i}" for i in range(12)], seed=0)
@@ -163,6 +211,19 @@ def test_adapter_presets_and_mean_outputs():
     default = dscigm.train(adata, TrainParams(n_topics=4, epochs=1, seed=0, options={"n_layers": 2, "embed_size": 8,
                                                                                    "n_samples": 3}))
     assert default.hyperparameters["hidden_sizes"] == [9275, 1387]  # the authors' widths
+
+
+def test_adapter_checkpoint_option_changes_no_number(tmp_path):
+    adata = datasets.preprocess(datasets.load_default(), n_top_genes=200)[:64].copy()
+    options = {"n_layers": 2, "embed_size": 8, "n_samples": 3, "hidden_sizes": "compact"}
+    plain = dscigm.train(adata, TrainParams(n_topics=4, epochs=3, seed=0, options=options))
+    path = tmp_path / "state.pt"
+    saved = dscigm.train(adata, TrainParams(n_topics=4, epochs=3, seed=0,
+                                            options={**options, "checkpoint": str(path), "checkpoint_every": 1}))
+    np.testing.assert_array_equal(saved.outputs.topic_gene, plain.outputs.topic_gene)
+    assert not path.exists() and "checkpoint" not in saved.hyperparameters
+    assert saved.hyperparameters == plain.hyperparameters
+    assert saved.info["epochs_s"] > 0
 
 
 # ----------------------------------------------------------------------------- Yan, shortened

@@ -250,6 +250,26 @@ def test_backends_give_identical_numbers(backend_results):
         pd.testing.assert_frame_equal(other.per_topic, reference.per_topic, check_exact=True)
 
 
+def test_resumable_models_get_a_checkpoint_in_the_cache(tiny_h5ad, tmp_path, monkeypatch):
+    from topiceval.adapters import registry
+
+    seen = {}
+
+    def capture(model, data, out, *, params, overwrite):
+        seen[model] = dict(params.options)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(registry, "train", capture)
+    raw = tiny_config(tiny_h5ad, ["nmf", "dscigm"], seeds=(0,), collections=[{"name": "h", "human": "hallmark",
+                                                                             "metrics": ["tc"]}])
+    results = runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential", progress=False)
+    assert set(results.cells["status"]) == {"failed"}
+    key = results.cells.set_index("model").loc["dscigm", "train_key"]
+    assert seen["dscigm"]["checkpoint"] == str((tmp_path / "cache").resolve() / runner.CHECKPOINT_DIR / f"{key}.pt")
+    assert "checkpoint" not in seen["nmf"]  # not resumable
+    assert registry.get("dscigm").resumable and not registry.get("nmf").resumable
+
+
 def test_joblib_hands_out_one_cell_at_a_time(monkeypatch):
     """joblib's automatic batching, grown on a resumed run's instant cached cells, would give the
     next slow cells to one worker as one batch (run in turn while the other worker idles)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -138,7 +139,8 @@ class DSCIGM:
         with torch.no_grad():
             self.network.input_offset.copy_(torch.from_numpy(mean.astype(np.float32)))
 
-    def fit(self, x: np.ndarray | sp.spmatrix, options: TrainingOptions | None = None, *, seed: int = 0) -> DSCIGM:
+    def fit(self, x: np.ndarray | sp.spmatrix, options: TrainingOptions | None = None, *, seed: int = 0,
+            checkpoint: str | Path | None = None, checkpoint_every: int = 10) -> DSCIGM:
         """Train on ``x`` ``(n_cells, n_genes)`` (non-negative; CSR stays sparse between batches).
 
         Every random step (cell order, Weibull noise) comes from ``seed``; :attr:`history` gets
@@ -146,6 +148,14 @@ class DSCIGM:
         skipped, wall seconds). A step whose loss is
         not finite is skipped (its gradients dropped) and counted in :attr:`history`; the
         authors' code instead checks one parameter for NaN after the fact.
+
+        With ``checkpoint`` (a file path), the whole training state (weights, both optimisers,
+        the gradients the authors' schedule carries between steps, the cell-order and noise
+        generators, the history) is written there every ``checkpoint_every`` epochs, atomically,
+        and a fit that finds a checkpoint of the same model, data, settings and seed resumes
+        from it: a run killed after epoch 300 of 500 continues at 301 and ends with the same
+        numbers as one that was never stopped. The file is removed when the fit ends; one made
+        for another model, data or settings is ignored and replaced.
         """
         from tqdm.auto import tqdm
 
@@ -165,7 +175,12 @@ class DSCIGM:
         step = TrainingStep(self.network, options)
         self.network.train()
         n_batches = n_cells // options.batch_size if options.drop_last else math.ceil(n_cells / options.batch_size)
-        bar = tqdm(range(options.epochs), desc="d-scIGM", unit="epoch",
+        every = int(checkpoint_every)
+        if every < 1:
+            raise InputError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        resumable = _Checkpoint(checkpoint, self, options, seed, x) if checkpoint is not None else None
+        first = resumable.restore(step, rng, generator) if resumable is not None else 0
+        bar = tqdm(range(first, options.epochs), desc="d-scIGM", unit="epoch", initial=first, total=options.epochs,
                    disable=(not options.progress) if options.progress is not None else None)
         for epoch in bar:
             started = time.perf_counter()
@@ -188,7 +203,11 @@ class DSCIGM:
                       "seconds": time.perf_counter() - started}
             self.history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.4g}")
+            if resumable is not None and (epoch + 1) % every == 0 and epoch + 1 < options.epochs:
+                resumable.save(epoch + 1, step, rng, generator)
         self.network.eval()
+        if resumable is not None:
+            resumable.remove()
         return self
 
     # ------------------------------------------------------------------ outputs
@@ -273,6 +292,70 @@ class DSCIGM:
                 else f"{self.config.masked_layers} masked layers" if self.config.masked_layers else "dense")
         return (f"DSCIGM({self.config.n_genes} genes, topics {list(self.config.topic_sizes)}, "
                 f"encoder {kind})")
+
+
+class _Checkpoint:
+    """The training state of one :meth:`DSCIGM.fit`, in one file (``torch.save`` of tensors,
+    numbers and JSON text only, read back with ``weights_only=True``)."""
+
+    def __init__(self, path: str | Path, model: DSCIGM, options: TrainingOptions, seed: int,
+                 x: np.ndarray | sp.csr_matrix) -> None:
+        self.path = Path(path)
+        self.model = model
+        digest = hashlib.sha256()
+        if sp.issparse(x):
+            for part in (x.indptr, x.indices, x.data):
+                digest.update(np.ascontiguousarray(part).tobytes())
+        else:
+            digest.update(np.ascontiguousarray(x).tobytes())
+        digest.update(json.dumps({"shape": list(x.shape), "config": model.config.to_dict(), "options": options.to_dict(),
+                                  "seed": int(seed), "genes": model.gene_names}, sort_keys=True, default=str).encode())
+        initial = hashlib.sha256()  # the initial weights (the model's own seed and masks)
+        for name, tensor in sorted(model.network.state_dict().items()):
+            initial.update(name.encode())
+            initial.update(tensor.detach().cpu().numpy().tobytes())
+        digest.update(initial.digest())
+        self.key = digest.hexdigest()
+
+    def restore(self, step: TrainingStep, rng: np.random.Generator, generator: torch.Generator) -> int:
+        """Load the state saved for this fit; the number of epochs it had finished (0: none)."""
+        if not self.path.is_file():
+            return 0
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - unreadable (a different torch, a foreign file): start over
+            return 0
+        if not isinstance(state, dict) or state.get("key") != self.key:
+            return 0
+        self.model.network.load_state_dict(state["network"])
+        for optimizer, saved in zip(step.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        params = dict(self.model.network.named_parameters())
+        for name, param in params.items():
+            grad = state["grads"].get(name)
+            param.grad = None if grad is None else grad.clone()
+        rng.bit_generator.state = json.loads(state["rng"])
+        generator.set_state(state["generator"])
+        self.model.history = json.loads(state["history"])
+        return int(state["epoch"])
+
+    def save(self, epoch: int, step: TrainingStep, rng: np.random.Generator, generator: torch.Generator) -> None:
+        """Write the state after ``epoch`` finished epochs (atomically: never half a file)."""
+        state = {
+            "key": self.key, "epoch": int(epoch),
+            "network": self.model.network.state_dict(),
+            "optimizers": [optimizer.state_dict() for optimizer in step.optimizers],
+            "grads": {name: p.grad.detach().clone() for name, p in self.model.network.named_parameters()
+                      if p.grad is not None},
+            "rng": json.dumps(rng.bit_generator.state), "generator": generator.get_state(),
+            "history": json.dumps(self.model.history),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as target:
+            torch.save(state, target)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def _adam(params: list[torch.nn.Parameter], settings: dict[str, float]) -> torch.optim.Adam:

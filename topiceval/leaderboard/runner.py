@@ -446,6 +446,10 @@ def _prior_overlap(task: CellTask, spec: str) -> dict[str, dict[str, int]]:
     return out
 
 
+#: Folder of the training checkpoints of resumable models, inside the leaderboard cache.
+CHECKPOINT_DIR = "checkpoints"
+
+
 def _no_counts_reason(dataset: PreparedDataset, model: str) -> str:
     """Why a count model is skipped on a dataset distributed without raw counts."""
     return (f"{dataset.name} holds {dataset.values.replace('_', ' ')}, no raw counts: model {model!r} "
@@ -470,10 +474,14 @@ def run_cell(task: CellTask) -> CellOutcome:
         try:
             if not (run_dir / registry.CONFIG_FILE).is_file():
                 _ensure_registered(task.entry)
+                options = dict(task.model.options)
+                if task.entry.resumable and "checkpoint" not in options:
+                    # a cell killed part-way resumes from here (the model removes the file when done)
+                    options["checkpoint"] = str(Path(task.cache) / CHECKPOINT_DIR / f"{task.train_key}.pt")
                 params = registry.TrainParams(
                     n_topics=task.model.n_topics, epochs=task.model.epochs, seed=task.seed,
                     layer=task.model.layer, embedding_key=task.model.embedding_key,
-                    label_key=task.dataset.label_key, options=dict(task.model.options),
+                    label_key=task.dataset.label_key, options=options,
                     progress=False,  # the run has its own bar over the cells; an explicit option still wins
                 )
                 registry.train(task.entry.name, task.dataset.path, run_dir, params=params, overwrite=True)
