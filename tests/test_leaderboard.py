@@ -267,6 +267,14 @@ def test_resumable_models_get_a_checkpoint_in_the_cache(tiny_h5ad, tmp_path, mon
     key = results.cells.set_index("model").loc["dscigm", "train_key"]
     assert seen["dscigm"]["checkpoint"] == str((tmp_path / "cache").resolve() / runner.CHECKPOINT_DIR / f"{key}.pt")
     assert "checkpoint" not in seen["nmf"]  # not resumable
+    # --refresh starts a resumable cell over: its checkpoint goes with its cached run
+    checkpoint = Path(seen["dscigm"]["checkpoint"])
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"state")
+    runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential", progress=False)
+    assert checkpoint.exists()  # a plain resume keeps it
+    runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential", progress=False, refresh=True)
+    assert not checkpoint.exists()
     assert registry.get("dscigm").resumable and not registry.get("nmf").resumable
 
 

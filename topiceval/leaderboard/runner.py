@@ -954,6 +954,7 @@ def run(
                                                 collection.min_size, collection.max_size, score_key))
                     if refresh:
                         shutil.rmtree(cache_root / "runs" / key, ignore_errors=True)
+                        (cache_root / CHECKPOINT_DIR / f"{key}.pt").unlink(missing_ok=True)  # start over
                         for s in scores:
                             shutil.rmtree(cache_root / "scores" / s.key, ignore_errors=True)
                     tasks.append(CellTask(dataset, model, entry, seed, key,
