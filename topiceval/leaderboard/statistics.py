@@ -315,8 +315,11 @@ def report_sections(results: Results, *, plots: bool = True) -> tuple[list[str],
                       else "–" for d in datasets]] for m in models]
         md += [text, "", _markdown_table(header, rows), ""]
         htm.append(f"<p>{html.escape(text)}</p>" + _html_table(header, rows, "stability"))
-        if plots:
-            image = plot_stability(results.stability)
+        pairs = results.stability
+        if plots and isinstance(pairs, pd.DataFrame) and not pairs.dropna(subset=["stability"]).empty:
+            # the summary comes from summary.csv; the plot needs the pairs (stability.csv), which
+            # results cut down or rebuilt from scores alone may not carry
+            image = plot_stability(pairs)
             htm.append(f'<img alt="topic stability of every seed pair" src="data:image/png;base64,{image}">')
     return md, htm
 
