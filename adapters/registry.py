@@ -184,8 +184,18 @@ class ModelEntry:
         if missing:
             hint = f'pip install "topiceval[{self.extra}]"' if self.extra else "install them"
             raise TopicEvalError(f"model {self.name!r} needs {', '.join(missing)}: {hint}")
-        module, _, function = self.target.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return _import_target(self.target)
+
+    def load_prior(self, spec: str) -> Any:
+        """The model's gene-set prior (a :class:`~topiceval.gene_sets.GeneSets`) from the ``spec``
+        its run recorded; ``None`` for a model without :attr:`prior`."""
+        return None if self.prior is None else _import_target(self.prior)(spec)
+
+
+def _import_target(target: str) -> Any:
+    """The object a ``"module:function"`` string names, imported on first use."""
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 #: Models shipped with topiceval.

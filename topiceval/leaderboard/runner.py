@@ -433,17 +433,26 @@ def _score(task: CellTask, score: ScoreTask, run_dir: Path) -> float:
 def _prior_overlap(task: CellTask, spec: str) -> dict[str, dict[str, int]]:
     """For each collection the cell is scored against, the sets of the model's prior that
     reappear in it (:func:`topiceval.gene_sets.overlap`, Jaccard >= 0.5)."""
-    import importlib
+    return {score.collection: dict(_overlap_counts(task.entry, spec, score.spec, score.species, score.min_size,
+                                                   score.max_size))  # a copy: the cached one stays as it is
+            for score in task.scores}
 
+
+@functools.lru_cache(maxsize=64)
+def _overlap_counts(entry: ModelEntry, prior_spec: str, spec: str | tuple[str, ...], species: str,
+                    min_size: int | None, max_size: int | None) -> dict[str, int]:
+    """:func:`_prior_overlap` for one collection, computed once per process: every dataset and
+    seed of a model shares its prior and the collections."""
     from topiceval.gene_sets import overlap
 
-    module, _, function = str(task.entry.prior).partition(":")
-    prior = getattr(importlib.import_module(module), function)(spec)
-    out = {}
-    for score in task.scores:
-        found = overlap(prior, _gene_sets(score.spec, score.species, score.min_size, score.max_size))
-        out[score.collection] = {k: found[k] for k in ("n_sets", "identical", "similar")}
-    return out
+    found = overlap(_prior(entry, prior_spec), _gene_sets(spec, species, min_size, max_size))
+    return {k: found[k] for k in ("n_sets", "identical", "similar")}
+
+
+@functools.lru_cache(maxsize=8)
+def _prior(entry: ModelEntry, spec: str) -> Any:
+    """The model's gene-set prior, read once per process."""
+    return entry.load_prior(spec)
 
 
 #: Folder of the training checkpoints of resumable models, inside the leaderboard cache.
