@@ -731,24 +731,24 @@ def _model_time_rows(results: Results) -> tuple[list[str], list[list[str]]]:
     if cells.empty:
         return header, []
     done = cells[cells["status"] == "done"]
-    rows = []
-    for model in _model_order(results):
-        sub = done[done["model"] == model]
-        if sub.empty:
-            continue
+
+    def row(label: str, sub: pd.DataFrame, *, per_model: bool) -> list[str]:
         fit = float(sub["train_s"].sum())
         score = sub["score_s"] if "score_s" in sub else pd.Series(np.nan, index=sub.index)
         known = score.notna()
-        scoring = (f"{score[known].sum():.0f}" if known.any() else "–") + (
-            f" ({int((~known).sum())} cell(s) scored before scoring times were recorded)" if (~known).any() else "")
-        total = fit + float(score[known].sum())
-        rows.append([model, str(len(sub)), f"{fit:.0f}", scoring, f"{total:.0f}",
-                     f"{total / len(sub):.0f}" if known.all() else "–"])
+        scored = float(score[known].sum())
+        scoring = f"{scored:.0f}"
+        if per_model:  # a model's row says which of its cells lack a scoring time
+            scoring = (scoring if known.any() else "–") + (
+                f" ({int((~known).sum())} cell(s) scored before scoring times were recorded)" if (~known).any() else "")
+        total = fit + scored
+        return [label, str(len(sub)), f"{fit:.0f}", scoring, f"{total:.0f}",
+                f"{total / len(sub):.0f}" if known.all() else "–"]
+
+    rows = [row(model, done[done["model"] == model], per_model=True)
+            for model in _model_order(results) if (done["model"] == model).any()]
     if len(rows) > 1:
-        score = done["score_s"] if "score_s" in done else pd.Series(np.nan, index=done.index)
-        fit, scoring = float(done["train_s"].sum()), float(score[score.notna()].sum())
-        rows.append(["all models", str(len(done)), f"{fit:.0f}", f"{scoring:.0f}", f"{fit + scoring:.0f}",
-                     f"{(fit + scoring) / len(done):.0f}" if score.notna().all() else "–"])
+        rows.append(row("all models", done, per_model=False))
     return header, rows
 
 
