@@ -326,7 +326,10 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     info = {"fit_s": fitted - started, "final_loss": last.get("loss"), "final_nll": last.get("nll"),
             "skipped_steps": int(sum(h["skipped_steps"] for h in model.history)), "prior": prior_info,
             # every epoch's seconds, those of earlier processes included when the fit resumed from a checkpoint
-            "epochs_s": float(sum(h["seconds"] for h in model.history))}
+            "epochs_s": float(sum(h["seconds"] for h in model.history)),
+            "resumed_at_epoch": model.resumed_at_epoch,
+            # training seconds of earlier processes, up to the checkpoint this fit resumed from
+            "resumed_fit_s": float(sum(h["seconds"] for h in model.history[:model.resumed_at_epoch]))}
     return TrainResult(outputs=outputs, hyperparameters=hyper, save=model.save, info=info)
 
 

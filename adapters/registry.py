@@ -116,7 +116,9 @@ class TrainResult:
     save
         Writes the model's weights into the folder it is given; ``None`` if there are none.
     info
-        Anything else worth recording (timings, loss history, devices).
+        Anything else worth recording (timings, loss history, devices). A fit resumed from a
+        checkpoint puts the training seconds of its earlier processes in ``resumed_fit_s``
+        (recorded in ``config.json`` ``timings`` and added to the fit time a leaderboard reports).
     """
 
     outputs: TopicOutputs
@@ -263,6 +265,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         requires=("torch", "Spectra"),
         description="Spectra (Kunes et al.): gene programs guided by a gene-set prior, PyPI scspectra",
         prior="topiceval.adapters.spectra:load_prior",
+        resumable=True,
     ),
     ModelEntry(
         name="scvi",
@@ -462,7 +465,9 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, params
             "files": files,
             "versions": _versions(entry),
             "timings": {"load_s": loaded - started, "fit_s": trained - loaded,
-                        "write_s": written - trained, "total_s": written - started},
+                        "write_s": written - trained, "total_s": written - started,
+                        # a resumed fit: the training seconds of the processes before this one
+                        "resumed_fit_s": float(result.info.get("resumed_fit_s") or 0.0)},
             "info": result.info,
         }, staging / CONFIG_FILE)
         if out_dir.exists():

@@ -44,6 +44,15 @@ Determinism: Spectra initialises its parameters from torch's global generator; t
 under :func:`~topiceval.adapters._common.global_seed` (the caller's RNG state is restored) with
 ``threads`` torch threads (default 1).
 
+Resumable fits: with ``checkpoint=FILE`` the training loop is topiceval's copy of
+``SPECTRA_Model.train`` (full-batch Adam, the learning rate lowered after every third epoch whose
+loss did not fall, stopped when the schedule runs out), which saves the whole training state
+(parameters, Adam's moments, the schedule's counters, torch's generator) to ``FILE`` atomically
+every ``checkpoint_every`` epochs and resumes from it. Its numbers are Spectra's own loop's, bit
+for bit, and a resumed fit's are an unbroken one's (both tested). The file is keyed by the data,
+the prior, the options, the seed and the initial parameters (a stale one is ignored) and removed
+when the fit ends. Without ``checkpoint`` Spectra's own loop runs.
+
 Compatibility: ``scspectra`` 0.2.1 imports ``pkg_resources``, which setuptools 81 and later no
 longer ship, only to locate its data files; when it is missing, a stand-in offering
 ``resource_filename`` (through :mod:`importlib.resources`) is provided for the import only.
@@ -53,10 +62,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.resources
 import importlib.util
 import io
 import json
+import math
 import sys
 import time
 import types
@@ -109,7 +120,13 @@ DEFAULTS: dict[str, Any] = {
     "normalize": "auto",  # "auto", "log1p" or "none"
     "threads": 1,
     "progress": True,  # Spectra's bar over the epochs (stderr); changes no number
+    "checkpoint": None,  # a file: the training state is saved there every checkpoint_every epochs, and resumed
+    "checkpoint_every": 200,
 }
+#: Options that change no number (not recorded as hyperparameters).
+_RUN_OPTIONS = ("threads", "progress", "checkpoint", "checkpoint_every")
+#: ``SPECTRA_Model.train``'s learning-rate schedule (its default; ``est_spectra`` passes none).
+LR_SCHEDULE = (1.0, 0.5, 0.1, 0.01, 0.001, 0.0001)
 _NORMALIZE = ("auto", "log1p", "none")
 
 
@@ -179,6 +196,137 @@ def _epoch_bar(show: bool) -> Iterator[None]:
         module.tqdm = original
 
 
+class _Checkpoint:
+    """The state of one Spectra training loop in one file (``torch.save`` of tensors, numbers and
+    text only, read back with ``weights_only=True``)."""
+
+    def __init__(self, path: str | Path, context: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.context = json.dumps(context, sort_keys=True, default=str)
+        self.key = ""
+
+    def bind(self, internal: Any, x: np.ndarray, lr_schedule: tuple[float, ...], num_epochs: int) -> None:
+        """Key the file by the fit: the context, the data, the schedule and the initial parameters."""
+        digest = hashlib.sha256(self.context.encode())
+        digest.update(json.dumps({"shape": list(np.shape(x)), "lr_schedule": list(lr_schedule),
+                                  "num_epochs": int(num_epochs)}).encode())
+        digest.update(np.ascontiguousarray(x).tobytes())
+        for name, tensor in sorted(internal.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        self.key = digest.hexdigest()
+
+    def load(self) -> dict[str, Any] | None:
+        """The state saved for this fit, or ``None`` (none, unreadable, or another fit's)."""
+        import torch
+
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - unreadable (a different torch, a foreign file): start over
+            return None
+        return state if isinstance(state, dict) and state.get("key") == self.key else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write ``state`` atomically (never half a file)."""
+        import torch
+
+        from topiceval.io import atomic_path
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as target:
+            torch.save({"key": self.key, **state}, target)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _resumable_train(model: Any, X: np.ndarray, labels: Any = None, lr_schedule: Any = LR_SCHEDULE,
+                     num_epochs: int = 10_000, verbose: bool = False, *, checkpoint: _Checkpoint, every: int,
+                     progress: bool, record: dict[str, Any]) -> None:
+    """``SPECTRA_Model.train`` (scspectra 0.2), step for step, saving its state every ``every`` epochs.
+
+    The same operations in the same order: ``zero_grad``, the loss, ``backward``, Adam's step; after
+    an epoch whose loss is not below the previous one a counter rises, every third time Adam is
+    made anew at the next learning rate, and the fit stops when the schedule is used up. Fills
+    ``record`` with the epochs run, the last learning rate, whether the schedule stopped the fit,
+    where it resumed and the training seconds spent before (``resumed_fit_s``).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    internal = model.internal_model
+    schedule = tuple(float(rate) for rate in lr_schedule)
+    checkpoint.bind(internal, X, schedule, num_epochs)
+    state = checkpoint.load()
+    epoch, counter, last = 0, 0, math.inf
+    if state is not None:
+        internal.load_state_dict(state["model"])
+        epoch, counter, last = int(state["epoch"]), int(state["counter"]), float(state["last"])
+        torch.set_rng_state(state["rng"])
+    opt = torch.optim.Adam(internal.parameters(), lr=schedule[counter // 3])
+    earlier = 0.0  # training seconds of earlier processes, up to the checkpoint
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        earlier = float(state["seconds"])
+    record.update(resumed_at_epoch=epoch, resumed_fit_s=earlier, stopped_by_schedule=False)
+    started = time.perf_counter()
+    with tqdm(total=num_epochs, initial=epoch, desc="Spectra", unit="epoch", disable=not progress) as bar:
+        while epoch < num_epochs:
+            opt.zero_grad()
+            if internal.use_cell_types:
+                loss = internal.loss(X, labels)
+            else:
+                loss = internal.loss_no_cell_types(X)
+            loss.backward()
+            opt.step()
+            epoch += 1
+            bar.update(1)
+            value = loss.item()
+            if value >= last:
+                counter += 1
+                if counter // 3 >= len(schedule):
+                    record["stopped_by_schedule"] = True
+                    break
+                if counter % 3 == 0:
+                    opt = torch.optim.Adam(internal.parameters(), lr=schedule[counter // 3])
+                    if verbose:
+                        print(f"UPDATING LR TO {schedule[counter // 3]}")
+            last = value
+            if epoch % every == 0 and epoch < num_epochs:
+                checkpoint.save({"epoch": epoch, "counter": counter, "last": last, "model": internal.state_dict(),
+                                 "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
+                                 "seconds": earlier + time.perf_counter() - started})
+    record.update(epochs_run=epoch, final_lr=schedule[min(counter // 3, len(schedule) - 1)])
+    if internal.use_cell_types:
+        model._SPECTRA_Model__store_parameters(labels)
+    else:
+        model._SPECTRA_Model__store_parameters_no_celltypes()
+
+
+@contextlib.contextmanager
+def _training_loop(spectra: Any, checkpoint: _Checkpoint | None, every: int, progress: bool,
+                   record: dict[str, Any]) -> Iterator[None]:
+    """Run ``SPECTRA_Model.train`` as :func:`_resumable_train` for the fit only (``checkpoint`` given)."""
+    cls = spectra.Spectra.SPECTRA_Model
+    if checkpoint is None:
+        yield
+        return
+    original = cls.train
+
+    def train(self: Any, X: np.ndarray, labels: Any = None, lr_schedule: Any = LR_SCHEDULE,
+              num_epochs: int = 10_000, verbose: bool = False) -> None:
+        _resumable_train(self, X, labels, lr_schedule, num_epochs, verbose, checkpoint=checkpoint, every=every,
+                         progress=progress, record=record)
+
+    cls.train = train
+    try:
+        yield
+    finally:
+        cls.train = original
+
+
 def _log_normalise(matrix: Any) -> np.ndarray:
     """log1p of counts scaled to the median library size (Spectra's README recommendation)."""
     dense = np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=np.float64)
@@ -213,6 +361,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     threads = check_positive_int(options["threads"], "threads")
     progress = bool(resolve_progress(options, params.options, params.progress))
     min_gs = check_positive_int(options["min_gs_num"], "min_gs_num", 2)
+    every = check_positive_int(options["checkpoint_every"], "checkpoint_every")
     if options["normalize"] not in _NORMALIZE:
         raise InputError(f"spectra: normalize must be one of {', '.join(_NORMALIZE)}, got {options['normalize']!r}")
     rates = {}
@@ -261,10 +410,18 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
 
     frame = anndata.AnnData(X=values.astype(np.float32), obs=pd.DataFrame(index=[f"c{i}" for i in range(adata.n_obs)]),
                             var=pd.DataFrame(index=list(names)))
+    checkpoint = None
+    if options["checkpoint"] is not None:
+        context = {"model": "spectra", "seed": params.seed, "n_topics": n_topics, "dictionary": dictionary,
+                   "genes": list(map(str, names)), "rates": rates, "normalised_here": bool(normalise),
+                   **{key: value for key, value in options.items() if key not in _RUN_OPTIONS}}
+        checkpoint = _Checkpoint(options["checkpoint"], context)
+    loop: dict[str, Any] = {}
     started = time.perf_counter()
     log = io.StringIO()  # Spectra prints its gene-set checks
     with global_seed(params.seed), torch_threads(threads), contextlib.redirect_stdout(log), \
-            _epoch_bar(progress), warnings.catch_warnings():
+            _epoch_bar(progress), _training_loop(spectra, checkpoint, every, progress, loop), \
+            warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message="Please import `csr_matrix`", category=DeprecationWarning)
         model = spectra.est_spectra(
@@ -275,6 +432,8 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
             overlap_threshold=rates["overlap_threshold"], num_epochs=epochs,
         )
     fit_s = time.perf_counter() - started
+    if checkpoint is not None:
+        checkpoint.remove()
     factors = np.asarray(frame.uns["SPECTRA_factors"], dtype=np.float64)
     scores = np.asarray(frame.obsm["SPECTRA_cell_scores"], dtype=np.float64)
     n_factors = int(frame.uns["SPECTRA_L"])
@@ -289,13 +448,14 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     )
     hyper = {"n_topics": n_factors, "n_topics_asked": n_topics, "epochs": epochs, "seed": params.seed,
              "input": data.source, "log_normalised_here": bool(normalise),
-             **{key: value for key, value in options.items() if key not in ("threads", "progress")}, **rates}
+             **{key: value for key, value in options.items() if key not in _RUN_OPTIONS}, **rates}
     info = {
         "fit_s": fit_s,
         "threads": threads,
         "prior_gene_sets": record,
         "factor_labels": labels,
         "eta_diag": [float(v) for v in np.asarray(model.return_eta_diag()).reshape(-1)],
+        **loop,  # with a checkpoint: epochs_run, final_lr, stopped_by_schedule, resumed_at_epoch, resumed_fit_s
     }
     return TrainResult(outputs=outputs, hyperparameters=hyper, save=None, info=info)
 

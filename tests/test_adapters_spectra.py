@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from topiceval.adapters import registry, spectra
+from topiceval.adapters._common import global_seed
 from topiceval.adapters.registry import TrainParams
 
 import topiceval as te
@@ -123,6 +124,80 @@ def test_progress_off_draws_no_bar_and_changes_no_number(pbmc, trained, capsys):
     assert "progress" not in quiet.hyperparameters
     from Spectra import Spectra as module  # the bar is disabled for the fit only
     assert not isinstance(module.tqdm, functools.partial)
+
+
+def _hallmark_dictionary(adata):
+    genes = list(adata.var_names)
+    upper = {g.upper(): g for g in genes}
+    dictionary = {name: sorted({upper[g] for g in members if g in upper})
+                  for name, members in load("hallmark").to_dict().items()}
+    return {name: members for name, members in dictionary.items() if len(members) >= 3}
+
+
+@pytest.mark.parametrize("schedule", [list(spectra.LR_SCHEDULE), [1.0, 0.5]])
+def test_resumable_loop_is_spectras_own_loop(pbmc, tmp_path, schedule):
+    """est_spectra with topiceval's checkpointing loop in place of SPECTRA_Model.train gives Spectra's
+    numbers bit for bit, through the learning-rate drops and the schedule's early stop."""
+    Spectra = spectra._import_spectra()
+    dictionary = _hallmark_dictionary(pbmc)
+
+    def fit(checkpoint):
+        frame = ad.AnnData(X=np.asarray(pbmc.X.toarray(), dtype=np.float32))
+        frame.var_names = list(pbmc.var_names)
+        record = {}
+        with global_seed(0), warnings.catch_warnings(), \
+                spectra._training_loop(Spectra, checkpoint, 40, False, record):
+            warnings.simplefilter("ignore")
+            Spectra.est_spectra(adata=frame, gene_set_dictionary=dictionary, L=K, use_highly_variable=False,
+                                lam=0.1, use_cell_types=False, num_epochs=300, lr_schedule=schedule)
+        return frame, record
+
+    theirs, none = fit(None)
+    ours, record = fit(spectra._Checkpoint(tmp_path / "fit.pt", {"seed": 0}))
+    assert none == {} and record["resumed_at_epoch"] == 0
+    np.testing.assert_array_equal(ours.uns["SPECTRA_factors"], theirs.uns["SPECTRA_factors"])
+    np.testing.assert_array_equal(ours.obsm["SPECTRA_cell_scores"], theirs.obsm["SPECTRA_cell_scores"])
+    if len(schedule) == 2:  # the loss stopped falling six times: the schedule ended the fit
+        assert record["stopped_by_schedule"] and record["epochs_run"] < 300 and record["final_lr"] == 0.5
+    else:  # three learning-rate drops within 300 epochs (measured: 1.0 -> 0.01)
+        assert not record["stopped_by_schedule"] and record["epochs_run"] == 300 and record["final_lr"] < 0.1
+
+
+def test_a_killed_fit_resumes_from_its_checkpoint_to_the_same_numbers(pbmc, tmp_path, monkeypatch):
+    epochs = 300
+    straight = spectra.train(pbmc, TrainParams(n_topics=K, epochs=epochs, seed=0,
+                                               options={"gene_sets": "hallmark", "progress": False}))
+    path = tmp_path / "ck" / "fit.pt"
+    options = {"gene_sets": "hallmark", "progress": False, "checkpoint": str(path), "checkpoint_every": 50}
+    real_save = spectra._Checkpoint.save
+
+    def save_then_die(self, state):
+        real_save(self, state)
+        if state["epoch"] == 100:
+            raise KeyboardInterrupt  # the process is killed right after the checkpoint of epoch 100
+
+    monkeypatch.setattr(spectra._Checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        spectra.train(pbmc, TrainParams(n_topics=K, epochs=epochs, seed=0, options=options))
+    monkeypatch.setattr(spectra._Checkpoint, "save", real_save)
+    assert [p.name for p in path.parent.iterdir()] == ["fit.pt"]  # no half-written file
+    resumed = spectra.train(pbmc, TrainParams(n_topics=K, epochs=epochs, seed=0, options=options))
+    assert resumed.info["resumed_at_epoch"] == 100 and resumed.info["epochs_run"] == epochs
+    assert 0 < resumed.info["resumed_fit_s"] < resumed.info["fit_s"] + resumed.info["resumed_fit_s"]
+    assert not path.exists()  # removed once the fit ended
+    np.testing.assert_array_equal(resumed.outputs.topic_gene, straight.outputs.topic_gene)
+    np.testing.assert_array_equal(resumed.outputs.cell_topic, straight.outputs.cell_topic)
+    assert resumed.hyperparameters == straight.hyperparameters  # where it was saved changes no setting
+    # a checkpoint of another seed is not used: the fit starts over
+    monkeypatch.setattr(spectra._Checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        spectra.train(pbmc, TrainParams(n_topics=K, epochs=epochs, seed=1, options=options))
+    monkeypatch.setattr(spectra._Checkpoint, "save", real_save)
+    again = spectra.train(pbmc, TrainParams(n_topics=K, epochs=epochs, seed=0, options=options))
+    assert again.info["resumed_at_epoch"] == 0 and again.info["resumed_fit_s"] == 0
+    np.testing.assert_array_equal(again.outputs.topic_gene, straight.outputs.topic_gene)
+    with pytest.raises(InputError, match="checkpoint_every"):
+        run(pbmc, checkpoint=str(path), checkpoint_every=0)
 
 
 def test_counts_are_log_normalised_as_spectra_recommends(pbmc):

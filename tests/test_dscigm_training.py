@@ -166,6 +166,7 @@ def test_a_killed_fit_resumes_from_its_checkpoint_to_the_same_numbers(pollen_sma
                         lambda self, *a, **k: epochs_run.append(1) or real_step(self, *a, **k))
     resumed.fit(x, options, seed=1, checkpoint=path, checkpoint_every=2)
     assert len(epochs_run) == 3 * 5  # epochs 3-5 only (5 steps an epoch: 40 cells / 8)
+    assert resumed.resumed_at_epoch == 2 and straight.resumed_at_epoch == 0
     assert not path.exists()  # removed once the fit ended
     for (name, a), (_, b) in zip(straight.network.state_dict().items(), resumed.network.state_dict().items()):
         assert torch.equal(a, b), name

@@ -275,7 +275,22 @@ def test_resumable_models_get_a_checkpoint_in_the_cache(tiny_h5ad, tmp_path, mon
     assert checkpoint.exists()  # a plain resume keeps it
     runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential", progress=False, refresh=True)
     assert not checkpoint.exists()
-    assert registry.get("dscigm").resumable and not registry.get("nmf").resumable
+    assert registry.get("dscigm").resumable and registry.get("spectra").resumable
+    assert not registry.get("nmf").resumable
+
+
+def test_a_resumed_fit_reports_the_training_time_of_all_its_processes(tiny_h5ad, tmp_path, monkeypatch):
+    from topiceval.adapters import registry
+
+    def fake(model, data, out, *, params, overwrite):  # a run folder whose fit resumed after 30 s elsewhere
+        Path(out).mkdir(parents=True)
+        (Path(out) / registry.CONFIG_FILE).write_text(json.dumps({"timings": {"fit_s": 12.5, "resumed_fit_s": 30.0}}))
+
+    monkeypatch.setattr(registry, "train", fake)
+    raw = tiny_config(tiny_h5ad, ["dscigm"], seeds=(0,), collections=[{"name": "h", "human": "hallmark",
+                                                                      "metrics": ["tc"]}])
+    results = runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential", progress=False)
+    assert results.cells["train_s"].tolist() == [42.5]  # scoring then fails: the folder holds no outputs
 
 
 def test_joblib_hands_out_one_cell_at_a_time(monkeypatch):

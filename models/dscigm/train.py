@@ -120,6 +120,7 @@ class DSCIGM:
             torch.manual_seed(seed)
             self.network = DeepWeibullTopicModel(config, tensors or None)
         self.history: list[dict[str, float]] = []
+        self.resumed_at_epoch = 0
         self.training_options: TrainingOptions | None = None
 
     # ------------------------------------------------------------------ training
@@ -155,7 +156,8 @@ class DSCIGM:
         and a fit that finds a checkpoint of the same model, data, settings and seed resumes
         from it: a run killed after epoch 300 of 500 continues at 301 and ends with the same
         numbers as one that was never stopped. The file is removed when the fit ends; one made
-        for another model, data or settings is ignored and replaced.
+        for another model, data or settings is ignored and replaced. :attr:`resumed_at_epoch`
+        is the number of epochs the fit found done (0: it started afresh).
         """
         from tqdm.auto import tqdm
 
@@ -180,6 +182,7 @@ class DSCIGM:
             raise InputError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         resumable = _Checkpoint(checkpoint, self, options, seed, x) if checkpoint is not None else None
         first = resumable.restore(step, rng, generator) if resumable is not None else 0
+        self.resumed_at_epoch = first
         bar = tqdm(range(first, options.epochs), desc="d-scIGM", unit="epoch", initial=first, total=options.epochs,
                    disable=(not options.progress) if options.progress is not None else None)
         for epoch in bar:

@@ -496,7 +496,8 @@ def run_cell(task: CellTask) -> CellOutcome:
                 registry.train(task.entry.name, task.dataset.path, run_dir, params=params, overwrite=True)
                 outcome.trained = True
             config = json.loads((run_dir / registry.CONFIG_FILE).read_text())
-            outcome.train_s = float(config["timings"]["fit_s"])
+            timings = config["timings"]
+            outcome.train_s = float(timings["fit_s"]) + float(timings.get("resumed_fit_s") or 0.0)
             prior = (config.get("info") or {}).get("prior_gene_sets") or {}
             outcome.prior_sha256 = " ".join(dict.fromkeys(
                 str(prior[k]) for k in ("sha256", "content_sha256") if prior.get(k)))
