@@ -40,6 +40,13 @@ RNG, whose state is restored afterwards) and the consensus k-means has a fixed s
 seed gives the same numbers. Replicates run in this process (``workers=1``) with ``threads`` BLAS /
 OpenMP threads (default 1); ``workers=N`` runs cNMF's own ``multiprocessing`` pool of N processes.
 
+Resumable fits: with ``checkpoint=PATH`` (and ``workers=1``) the working folder is ``PATH`` (a
+folder) instead of a temporary one, and a state file in it records the steps done: ``prepare``,
+then each of the 20 chunks of replicates (cNMF's own worker split, run in turn). A fit killed
+part-way keeps the replicates of its finished chunks and runs the others; each replicate has its
+own seed, so the result is an unbroken fit's (tested). The folder is keyed by the input, the
+settings and the seed (a stale one is emptied first) and removed when the fit ends.
+
 :func:`read_run` / :func:`load_run` read a finished run folder (``NAME.gene_spectra_score.k_K.
 dt_D.txt``, ``NAME.gene_spectra_tpm.k_K.dt_D.txt``, ``NAME.usages.k_K.dt_D.consensus.txt``), such
 as one made by the ``cnmf`` command line or ``DIR/model/`` of ``topiceval train cnmf``, with the
@@ -49,9 +56,12 @@ same conventions, so runs made elsewhere are scored like runs made here.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import math
 import re
+import shutil
 import tempfile
 import time
 import warnings
@@ -106,13 +116,75 @@ DEFAULTS: dict[str, Any] = {
     "workers": 1,  # >1: cNMF's multiprocessing pool
     "threads": 1,  # BLAS / OpenMP threads
     "progress": True,  # a bar over the replicates (stderr); changes no number
+    "checkpoint": None,  # a folder: the working folder is kept there and a killed fit resumes from it
 }
+#: Options that change no number (not recorded as hyperparameters).
+_RUN_OPTIONS = ("workers", "threads", "progress", "checkpoint")
+#: cNMF's split of the replicates into worker jobs, run in turn (a progress step, a resume point).
+_CHUNKS = 20
+#: The state file of a resumable working folder.
+_STATE_FILE = "topiceval-state.json"
 _TOPIC_GENE = ("score", "tpm")
 
 
 def _dt_text(density_threshold: float) -> str:
     """How cNMF writes a density threshold into file names (``0.5`` -> ``0_5``)."""
     return str(density_threshold).replace(".", "_")
+
+
+class _WorkFolder:
+    """A kept cNMF working folder and its state file: the key of the fit, whether ``prepare`` ran,
+    the chunks of replicates finished, and the seconds spent on them.
+
+    As a context manager it yields the folder and removes it when the fit ends or fails for good
+    (an :class:`~topiceval.errors.InputError`); an interrupted fit leaves it to resume from.
+    """
+
+    def __init__(self, path: str | Path, key: str) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.state: dict[str, Any] = {"key": key, "prepared": False, "chunks": [], "seconds": 0.0}
+        try:
+            found = json.loads((self.path / _STATE_FILE).read_text())
+        except (OSError, ValueError):
+            found = None
+        if isinstance(found, dict) and found.get("key") == key:
+            self.state.update(found)
+        elif found is not None or (self.path.is_dir() and not any(self.path.iterdir())):
+            shutil.rmtree(self.path)  # another fit's folder (or an empty one): start afresh
+        elif self.path.exists():
+            raise InputError(f"cnmf: checkpoint {self.path} exists and is not a cNMF working folder kept by "
+                             "topiceval; give a new path")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.done()  # the state file first: the folder is recognisable as ours from now on
+        self.resumed_fit_s = float(self.state["seconds"])
+        self.resumed_chunks = len(self.state["chunks"])
+
+    def __enter__(self) -> str:
+        return str(self.path)
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: Any) -> None:
+        if kind is None or issubclass(kind, InputError):  # done, or never to finish: nothing to resume
+            self.remove()
+
+    def done(self, **changes: Any) -> None:
+        """Record a finished step (atomically)."""
+        from topiceval.io import write_json
+
+        self.state.update(changes)
+        write_json(self.state, self.path / _STATE_FILE)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _fit_key(matrix: Any, genes: list[str], cells: list[str], settings: dict[str, Any]) -> str:
+    """What a kept working folder belongs to: the input counts, its names and the settings."""
+    digest = hashlib.sha256(json.dumps({"shape": list(matrix.shape), "genes": genes, "cells": cells, **settings},
+                                       sort_keys=True, default=str).encode())
+    for part in (matrix.indptr, matrix.indices, matrix.data):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -185,36 +257,53 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         cells = [f"cell{i}" for i in range(adata.n_obs)]
     cnmf_module = import_extra("cnmf", "cnmf", "cnmf")
 
+    kept = None
+    if options["checkpoint"] is not None and workers == 1:
+        settings = {"k": k, "max_iter": max_iter, "seed": params.seed, "chunks": _CHUNKS,
+                    **{key: value for key, value in options.items() if key not in _RUN_OPTIONS}}
+        kept = _WorkFolder(options["checkpoint"], _fit_key(matrix[:, expressed], list(map(str, names[expressed])),
+                                                            cells, settings))
     started = time.perf_counter()
     log = io.StringIO()  # cNMF prints a line per replicate and step
-    with tempfile.TemporaryDirectory(prefix="topiceval-cnmf-") as work, _threads(threads), \
-            contextlib.redirect_stdout(log), warnings.catch_warnings():
+    folder_context = kept if kept is not None else tempfile.TemporaryDirectory(prefix="topiceval-cnmf-")
+    with folder_context as work, _threads(threads), contextlib.redirect_stdout(log), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message="Received a view of an AnnData")  # scanpy, inside cNMF
-        counts_path = Path(work) / "counts.h5ad"
-        anndata.AnnData(X=matrix[:, expressed], obs=pd.DataFrame(index=cells),
-                        var=pd.DataFrame(index=list(names[expressed]))).write_h5ad(counts_path)
         run = cnmf_module.cNMF(output_dir=work, name=RUN_NAME)
-        try:
-            with global_seed(params.seed, torch=False):  # cNMF seeds numpy's global RNG
-                run.prepare(counts_fn=str(counts_path), components=[k], n_iter=replicates, seed=params.seed,
-                            beta_loss=options["beta_loss"], num_highvar_genes=n_hvg, init=options["init"],
-                            alpha_usage=float(options["alpha_usage"]),
-                            alpha_spectra=float(options["alpha_spectra"]), max_NMF_iter=max_iter)
-        except Exception as exc:  # cNMF raises a bare Exception for cells without counts in the HVGs
-            if str(exc).startswith("Error:"):
-                raise InputError(f"cnmf: {str(exc).removeprefix('Error: ')}") from None
-            raise
+        if kept is None or not kept.state["prepared"]:
+            counts_path = Path(work) / "counts.h5ad"
+            anndata.AnnData(X=matrix[:, expressed], obs=pd.DataFrame(index=cells),
+                            var=pd.DataFrame(index=list(names[expressed]))).write_h5ad(counts_path)
+            try:
+                with global_seed(params.seed, torch=False):  # cNMF seeds numpy's global RNG
+                    run.prepare(counts_fn=str(counts_path), components=[k], n_iter=replicates, seed=params.seed,
+                                beta_loss=options["beta_loss"], num_highvar_genes=n_hvg, init=options["init"],
+                                alpha_usage=float(options["alpha_usage"]),
+                                alpha_spectra=float(options["alpha_spectra"]), max_NMF_iter=max_iter)
+            except Exception as exc:  # cNMF raises a bare Exception for cells without counts in the HVGs
+                if str(exc).startswith("Error:"):
+                    raise InputError(f"cnmf: {str(exc).removeprefix('Error: ')}") from None
+                raise
+            if kept is not None:
+                kept.done(prepared=True, seconds=kept.state["seconds"] + time.perf_counter() - started)
         factorize_started = time.perf_counter()
         if workers > 1:
             run.factorize_multi_process(workers)
         else:
             from tqdm.auto import tqdm
 
-            chunks = min(replicates, 20)  # cNMF's worker split, run in turn for a progress bar
+            chunks = min(replicates, _CHUNKS)  # cNMF's worker split, run in turn for a progress bar
+            finished = set(kept.state["chunks"]) if kept is not None else set()
             for worker in tqdm(range(chunks), desc=f"cnmf: {replicates} NMF replicates", unit="chunk",
                                leave=False, disable=not progress):
+                if worker in finished:
+                    continue
+                chunk_started = time.perf_counter()
                 run.factorize(worker_i=worker, total_workers=chunks)
+                if kept is not None:
+                    kept.done(chunks=sorted(finished | {worker}),
+                              seconds=kept.state["seconds"] + time.perf_counter() - chunk_started)
+                    finished.add(worker)
         factorize_s = time.perf_counter() - factorize_started
         run.combine(components=[k])
         try:
@@ -239,7 +328,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         metadata={"model": "cnmf", "seed": params.seed, "input": data.source, "topic_gene": options["topic_gene"]},
     )
     hyper = {"n_topics": k, "epochs": max_iter, "seed": params.seed, "input": data.source,
-             **{key: value for key, value in options.items() if key not in ("workers", "threads", "progress")}}
+             **{key: value for key, value in options.items() if key not in _RUN_OPTIONS}}
     info = {
         "fit_s": time.perf_counter() - started,
         "factorize_s": factorize_s,
@@ -248,6 +337,9 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
         "threads": threads,
         "files": sorted(files),
     }
+    if kept is not None:  # (its folder is gone: removed on leaving the with block)
+        # what earlier processes finished (prepare, chunks of replicates) and their seconds
+        info.update(resumed_chunks=kept.resumed_chunks, resumed_fit_s=kept.resumed_fit_s)
 
     def save(target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)

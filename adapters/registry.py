@@ -156,7 +156,7 @@ class ModelEntry:
         cell embedding alone (no topics), scored on clustering only (ARI / NMI) and kept out of
         the interpretability columns of a leaderboard.
     resumable
-        The trainer takes a ``checkpoint`` option (a file path) where it saves its training state
+        The trainer takes a ``checkpoint`` option (a path: a file, or cNMF's working folder) where it saves its training state
         as it goes and resumes from it: a leaderboard points it into its cache, so that a cell
         killed part-way (a run made in parts) continues where it stopped.
     prior
@@ -257,6 +257,7 @@ BUILTIN: tuple[ModelEntry, ...] = (
         extra="cnmf",
         requires=("cnmf",),
         description="cNMF (Kotliar et al.): consensus NMF over replicates, PyPI cnmf; topics = gene spectra scores",
+        resumable=True,
     ),
     ModelEntry(
         name="spectra",

@@ -145,6 +145,54 @@ def test_seeded_deterministic_clean(pbmc, trained, tmp_path, monkeypatch):
     assert not np.allclose(other.outputs.topic_gene, trained.outputs.topic_gene, atol=1e-6)
 
 
+def test_a_killed_fit_resumes_from_its_kept_folder_to_the_same_numbers(pbmc, trained, tmp_path, monkeypatch):
+    """A fit killed after 3 of its 8 chunks of replicates keeps them and runs the other 5."""
+    from cnmf import cNMF
+
+    folder = tmp_path / "ck" / "cell"
+    options = {**FAST, "checkpoint": str(folder)}
+    real = cNMF.factorize
+    calls, kill = [], {"at": 3}
+
+    def factorize(self, worker_i=0, total_workers=1, **kwargs):
+        if worker_i == kill["at"]:
+            raise KeyboardInterrupt  # killed while the fourth chunk runs
+        calls.append(worker_i)
+        return real(self, worker_i=worker_i, total_workers=total_workers, **kwargs)
+
+    monkeypatch.setattr(cNMF, "factorize", factorize)
+    with pytest.raises(KeyboardInterrupt):
+        cnmf.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=7, options=options))
+    state = json.loads((folder / "topiceval-state.json").read_text())
+    assert calls == [0, 1, 2] and state["prepared"] and state["chunks"] == [0, 1, 2]
+    kill["at"] = None
+    calls.clear()
+    resumed = cnmf.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=7, options=options))
+    assert calls == [3, 4, 5, 6, 7]
+    assert resumed.info["resumed_chunks"] == 3 and resumed.info["resumed_fit_s"] > 0
+    assert not folder.exists()  # removed once the fit ended
+    np.testing.assert_array_equal(resumed.outputs.topic_gene, trained.outputs.topic_gene)
+    np.testing.assert_array_equal(resumed.outputs.cell_topic, trained.outputs.cell_topic)
+    assert resumed.hyperparameters == trained.hyperparameters
+    # a kept folder of another seed is emptied and the fit starts over
+    monkeypatch.setattr(cNMF, "factorize", real)
+    folder.mkdir(parents=True)
+    (folder / "topiceval-state.json").write_text(json.dumps({"key": "another fit", "prepared": True, "chunks": [0]}))
+    again = cnmf.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=7, options=options))
+    assert again.info["resumed_chunks"] == 0 and not folder.exists()
+    np.testing.assert_array_equal(again.outputs.topic_gene, trained.outputs.topic_gene)
+    # a fit that fails for good leaves nothing to resume; a folder that is not one is not touched
+    monkeypatch.setattr(cNMF, "consensus", lambda self, *a, **k: (_ for _ in ()).throw(ValueError("no cluster")))
+    with pytest.raises(InputError, match="cnmf consensus"):
+        cnmf.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=7, options=options))
+    assert not folder.exists()
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not a cNMF working folder"):
+        cnmf.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=7, options=options))
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
 def test_progress_off_draws_no_bar_and_changes_no_number(pbmc, trained, capsys):
     capsys.readouterr()
     quiet = cnmf.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=7, options=FAST, progress=False))

@@ -265,7 +265,7 @@ def test_resumable_models_get_a_checkpoint_in_the_cache(tiny_h5ad, tmp_path, mon
     results = runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential", progress=False)
     assert set(results.cells["status"]) == {"failed"}
     key = results.cells.set_index("model").loc["dscigm", "train_key"]
-    assert seen["dscigm"]["checkpoint"] == str((tmp_path / "cache").resolve() / runner.CHECKPOINT_DIR / f"{key}.pt")
+    assert seen["dscigm"]["checkpoint"] == str((tmp_path / "cache").resolve() / runner.CHECKPOINT_DIR / key)
     assert "checkpoint" not in seen["nmf"]  # not resumable
     # --refresh starts a resumable cell over: its checkpoint goes with its cached run
     checkpoint = Path(seen["dscigm"]["checkpoint"])
@@ -275,8 +275,13 @@ def test_resumable_models_get_a_checkpoint_in_the_cache(tiny_h5ad, tmp_path, mon
     assert checkpoint.exists()  # a plain resume keeps it
     runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential", progress=False, refresh=True)
     assert not checkpoint.exists()
-    assert registry.get("dscigm").resumable and registry.get("spectra").resumable
+    assert all(registry.get(name).resumable for name in ("dscigm", "spectra", "cnmf"))
     assert not registry.get("nmf").resumable
+    # cNMF's checkpoint is a folder: --refresh removes that too
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "state.json").write_text("{}")
+    runner.run(lconfig.load_config(raw), cache=tmp_path / "cache", backend="sequential", progress=False, refresh=True)
+    assert not checkpoint.exists()
 
 
 def test_a_resumed_fit_reports_the_training_time_of_all_its_processes(tiny_h5ad, tmp_path, monkeypatch):

@@ -455,8 +455,17 @@ def _prior(entry: ModelEntry, spec: str) -> Any:
     return entry.load_prior(spec)
 
 
-#: Folder of the training checkpoints of resumable models, inside the leaderboard cache.
+#: Folder of the training checkpoints of resumable models, inside the leaderboard cache (one per
+#: cell, named by its train key: a file, or a folder for cNMF).
 CHECKPOINT_DIR = "checkpoints"
+
+
+def _remove_checkpoint(path: Path) -> None:
+    """Remove a resumable cell's checkpoint: a file (d-scIGM, Spectra) or a folder (cNMF)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _no_counts_reason(dataset: PreparedDataset, model: str) -> str:
@@ -486,7 +495,7 @@ def run_cell(task: CellTask) -> CellOutcome:
                 options = dict(task.model.options)
                 if task.entry.resumable and "checkpoint" not in options:
                     # a cell killed part-way resumes from here (the model removes the file when done)
-                    options["checkpoint"] = str(Path(task.cache) / CHECKPOINT_DIR / f"{task.train_key}.pt")
+                    options["checkpoint"] = str(Path(task.cache) / CHECKPOINT_DIR / task.train_key)
                 params = registry.TrainParams(
                     n_topics=task.model.n_topics, epochs=task.model.epochs, seed=task.seed,
                     layer=task.model.layer, embedding_key=task.model.embedding_key,
@@ -964,7 +973,7 @@ def run(
                                                 collection.min_size, collection.max_size, score_key))
                     if refresh:
                         shutil.rmtree(cache_root / "runs" / key, ignore_errors=True)
-                        (cache_root / CHECKPOINT_DIR / f"{key}.pt").unlink(missing_ok=True)  # start over
+                        _remove_checkpoint(cache_root / CHECKPOINT_DIR / key)  # start over
                         for s in scores:
                             shutil.rmtree(cache_root / "scores" / s.key, ignore_errors=True)
                     tasks.append(CellTask(dataset, model, entry, seed, key,
