@@ -156,9 +156,10 @@ class ModelEntry:
         cell embedding alone (no topics), scored on clustering only (ARI / NMI) and kept out of
         the interpretability columns of a leaderboard.
     resumable
-        The trainer takes a ``checkpoint`` option (a path: a file, or cNMF's working folder) where it saves its training state
-        as it goes and resumes from it: a leaderboard points it into its cache, so that a cell
-        killed part-way (a run made in parts) continues where it stopped.
+        The trainer takes a ``checkpoint`` option (a path: a file, or cNMF's working folder)
+        where it saves its training state as it goes and resumes from it: a leaderboard points
+        it into its cache, so that a cell killed part-way (a run made in parts) continues where
+        it stopped.
     prior
         For a model guided by a gene-set prior: ``"module:function"`` that loads the prior (a
         :class:`~topiceval.gene_sets.GeneSets`) from the ``spec`` its run records in
