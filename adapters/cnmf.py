@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from topiceval._checkpoint import hash_array
 from topiceval._utils import PathLike, preview
 from topiceval.adapters._common import (
     COUNTS_LAYER,
@@ -182,8 +183,7 @@ def _fit_key(matrix: Any, genes: list[str], cells: list[str], settings: dict[str
     """What a kept working folder belongs to: the input counts, its names and the settings."""
     digest = hashlib.sha256(json.dumps({"shape": list(matrix.shape), "genes": genes, "cells": cells, **settings},
                                        sort_keys=True, default=str).encode())
-    for part in (matrix.indptr, matrix.indices, matrix.data):
-        digest.update(np.ascontiguousarray(part).tobytes())
+    hash_array(digest, matrix)
     return digest.hexdigest()
 
 

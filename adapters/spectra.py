@@ -78,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from topiceval._checkpoint import hash_array, hash_tensors, load_state, save_state
 from topiceval.adapters._common import (
     check_positive_int,
     gene_names,
@@ -210,33 +211,17 @@ class _Checkpoint:
         digest = hashlib.sha256(self.context.encode())
         digest.update(json.dumps({"shape": list(np.shape(x)), "lr_schedule": list(lr_schedule),
                                   "num_epochs": int(num_epochs)}).encode())
-        digest.update(np.ascontiguousarray(x).tobytes())
-        for name, tensor in sorted(internal.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().numpy().tobytes())
+        hash_array(digest, x)
+        hash_tensors(digest, internal.state_dict())
         self.key = digest.hexdigest()
 
     def load(self) -> dict[str, Any] | None:
         """The state saved for this fit, or ``None`` (none, unreadable, or another fit's)."""
-        import torch
-
-        if not self.path.is_file():
-            return None
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - unreadable (a different torch, a foreign file): start over
-            return None
-        return state if isinstance(state, dict) and state.get("key") == self.key else None
+        return load_state(self.path, self.key)
 
     def save(self, state: dict[str, Any]) -> None:
         """Write ``state`` atomically (never half a file)."""
-        import torch
-
-        from topiceval.io import atomic_path
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as target:
-            torch.save({"key": self.key, **state}, target)
+        save_state(self.path, self.key, state)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

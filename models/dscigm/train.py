@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from topiceval._checkpoint import hash_array, hash_tensors, load_state, save_state
 from topiceval.errors import InputError
 from topiceval.io import atomic_path, write_json
 
@@ -306,29 +307,18 @@ class _Checkpoint:
         self.path = Path(path)
         self.model = model
         digest = hashlib.sha256()
-        if sp.issparse(x):
-            for part in (x.indptr, x.indices, x.data):
-                digest.update(np.ascontiguousarray(part).tobytes())
-        else:
-            digest.update(np.ascontiguousarray(x).tobytes())
+        hash_array(digest, x)
         digest.update(json.dumps({"shape": list(x.shape), "config": model.config.to_dict(), "options": options.to_dict(),
                                   "seed": int(seed), "genes": model.gene_names}, sort_keys=True, default=str).encode())
         initial = hashlib.sha256()  # the initial weights (the model's own seed and masks)
-        for name, tensor in sorted(model.network.state_dict().items()):
-            initial.update(name.encode())
-            initial.update(tensor.detach().cpu().numpy().tobytes())
+        hash_tensors(initial, model.network.state_dict())
         digest.update(initial.digest())
         self.key = digest.hexdigest()
 
     def restore(self, step: TrainingStep, rng: np.random.Generator, generator: torch.Generator) -> int:
         """Load the state saved for this fit; the number of epochs it had finished (0: none)."""
-        if not self.path.is_file():
-            return 0
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - unreadable (a different torch, a foreign file): start over
-            return 0
-        if not isinstance(state, dict) or state.get("key") != self.key:
+        state = load_state(self.path, self.key)
+        if state is None:
             return 0
         self.model.network.load_state_dict(state["network"])
         for optimizer, saved in zip(step.optimizers, state["optimizers"]):
@@ -345,7 +335,7 @@ class _Checkpoint:
     def save(self, epoch: int, step: TrainingStep, rng: np.random.Generator, generator: torch.Generator) -> None:
         """Write the state after ``epoch`` finished epochs (atomically: never half a file)."""
         state = {
-            "key": self.key, "epoch": int(epoch),
+            "epoch": int(epoch),
             "network": self.model.network.state_dict(),
             "optimizers": [optimizer.state_dict() for optimizer in step.optimizers],
             "grads": {name: p.grad.detach().clone() for name, p in self.model.network.named_parameters()
@@ -353,9 +343,7 @@ class _Checkpoint:
             "rng": json.dumps(rng.bit_generator.state), "generator": generator.get_state(),
             "history": json.dumps(self.model.history),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as target:
-            torch.save(state, target)
+        save_state(self.path, self.key, state)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
