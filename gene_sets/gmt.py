@@ -10,6 +10,14 @@ Case rule: with ``case="upper"`` (the default) symbols from the file and from th
 upper-cased before matching, so ``Actb`` matches ``ACTB``; ``case="exact"`` compares them as
 written. The rule is recorded in :meth:`GeneSets.config`. Symbols are always matched whole
 (``HLA-C`` is never split into ``HLA`` and ``C``).
+
+Symbol-and-ID rule: a model gene whose name is not in the collection as written, but joins a
+symbol and an Ensembl gene ID with ``_`` or ``|`` (``CCL5_ENSG00000161570``, as scater's
+``uniquifyFeatureNames`` names genes whose symbol is duplicated in the reference, or
+``ENSG00000161570|CCL5``; the ID may carry a version, ``.12``), is matched by its symbol part.
+:meth:`GeneSets.symbol_aliases` lists these matches and :meth:`GeneSets.coverage` reports them.
+Other uniquifying suffixes (``CCL5-1``, ``CCL5.1``) are ambiguous with real symbols
+(``NKX2-1``, ``RP11-290F20.3``) and are never stripped.
 """
 
 from __future__ import annotations
@@ -37,6 +45,12 @@ CaseRule = Literal["upper", "exact"]
 CASE_RULES: tuple[str, ...] = ("upper", "exact")
 
 _WHITESPACE = re.compile(r"\s")
+#: An Ensembl gene ID (any species: ``ENSG``, ``ENSMUSG``, ...), optionally versioned.
+_ENSEMBL_GENE = r"ENS[A-Z]{0,6}G\d{11}(?:\.\d+)?"
+#: A symbol joined to its Ensembl gene ID, either way round (see the module docstring).
+_SYMBOL_AND_ID = re.compile(
+    rf"^(?P<before>.+?)[_|]{_ENSEMBL_GENE}$|^{_ENSEMBL_GENE}[_|](?P<after>.+)$", re.IGNORECASE
+)
 
 #: Below this fraction of model genes found in any set, :meth:`GeneSets.coverage` warns.
 LOW_COVERAGE = 0.5
@@ -81,18 +95,24 @@ class Coverage:
         ``n_covered / n_genes``.
     missing
         Model genes found in no set, in model order.
+    aliased
+        Model genes matched by the symbol part of a symbol-and-Ensembl-ID name
+        (``{"CCL5_ENSG00000161570": "CCL5"}``; see :meth:`GeneSets.symbol_aliases`), in model order.
     """
 
     n_genes: int
     n_covered: int
     fraction: float
     missing: list[str] = field(repr=False)
+    aliased: dict[str, str] = field(default_factory=dict, repr=False)
 
     def as_dict(self, max_missing: int = 50) -> dict[str, Any]:
-        """JSON-friendly summary with at most ``max_missing`` missing genes listed."""
+        """JSON-friendly summary with at most ``max_missing`` missing (and aliased) genes listed."""
         out = asdict(self)
         out["n_missing"] = len(self.missing)
         out["missing"] = self.missing[:max_missing]
+        out["n_aliased"] = len(self.aliased)
+        out["aliased"] = dict(list(self.aliased.items())[:max_missing])
         return out
 
 
@@ -281,22 +301,69 @@ class GeneSets:
         return new
 
     # ------------------------------------------------------------------ matching
+    def _match(self, gene_names: Iterable[str]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """Case-normalised names, their columns (``-1``: none) and the symbol-and-ID matches
+        ``{position: symbol}``."""
+        normalized = normalize_symbols(gene_names, self.case)
+        index = self.genes.get_indexer(normalized).astype(np.int64)
+        positions, symbols = [], []
+        for i in np.flatnonzero(index < 0):
+            found = _SYMBOL_AND_ID.match(normalized[i])
+            if found is not None:
+                positions.append(int(i))
+                symbols.append((found["before"] or found["after"]).strip())
+        aliases: dict[int, str] = {}
+        if positions:
+            columns = self.genes.get_indexer(symbols)
+            for i, symbol, column in zip(positions, symbols, columns, strict=True):
+                if column >= 0:
+                    index[i] = column
+                    aliases[i] = str(self.genes[column])
+        return normalized, index, aliases
+
     def gene_index(self, gene_names: Iterable[str]) -> np.ndarray:
         """Column of each model gene in :attr:`membership`, ``-1`` where no set has it.
 
-        Model symbols are normalised with this collection's case rule first. Model genes that
-        become identical after normalisation (``Actb`` and ``ACTB``) trigger a warning.
+        Model symbols are normalised with this collection's case rule first; a name not found
+        as written that joins a symbol and an Ensembl gene ID (``CCL5_ENSG00000161570``) is
+        matched by its symbol (see :meth:`symbol_aliases`). Model genes that match the same
+        column by these rules (``Actb`` and ``ACTB``, or ``CCL5`` and ``CCL5_ENSG00000161570``)
+        trigger a warning.
         """
-        normalized = normalize_symbols(gene_names, self.case)
-        index = self.genes.get_indexer(normalized)
-        if len(normalized) and pd.Index(normalized).has_duplicates:
-            dupes = pd.Index(normalized)[pd.Index(normalized).duplicated()].unique()
+        normalized, index, aliases = self._match(gene_names)
+        names = pd.Index(normalized)
+        if aliases:
+            effective = normalized.copy()
+            for i, symbol in aliases.items():
+                effective[i] = symbol
+            names = pd.Index(effective)
+        if len(names) and names.has_duplicates:
+            dupes = names[names.duplicated()].unique()
+            rules = f"the {self.case!r} case rule" + (" and the symbol-and-ID rule" if aliases else "")
             warnings.warn(
-                f"{len(dupes)} model gene symbol(s) coincide after the {self.case!r} case rule "
+                f"{len(dupes)} model gene symbol(s) coincide after {rules} "
                 f"({preview(dupes)}); they match the same gene-set column",
                 stacklevel=2,
             )
-        return index.astype(np.int64)
+        return index
+
+    def symbol_aliases(self, gene_names: Iterable[str]) -> dict[str, str]:
+        """Model genes matched by the symbol part of a symbol-and-Ensembl-ID name.
+
+        Returns ``{model gene: collection symbol}`` (in model order) for the names not in the
+        collection as written that join a symbol and an Ensembl gene ID with ``_`` or ``|``,
+        either way round (``CCL5_ENSG00000161570``, ``ENSG00000161570|CCL5``), and whose symbol
+        is in the collection: :meth:`gene_index` matches them by that symbol.
+
+        Examples
+        --------
+        >>> gs = GeneSets.from_dict({"S": ["CCL5", "PTPRC"]})
+        >>> gs.symbol_aliases(["CCL5_ENSG00000161570", "PTPRC", "XYZ_ENSG00000000001"])
+        {'CCL5_ENSG00000161570': 'CCL5'}
+        """
+        names = [str(g) for g in gene_names]
+        _, _, aliases = self._match(names)
+        return {names[i]: symbol for i, symbol in aliases.items()}
 
     def coverage(self, gene_names: Iterable[str], *, warn: bool = True) -> Coverage:
         """How many model genes appear in any set.
@@ -306,14 +373,15 @@ class GeneSets:
         known and no species was declared with :func:`topiceval.gene_sets.load`, also warns if
         the model's symbols look like the other species' (see :mod:`.species`).
         """
-        names = list(gene_names)
+        names = [str(g) for g in gene_names]
         if warn:
             self._check_species(names)
         index = self.gene_index(names)
         found = index >= 0
         n_covered = int(found.sum())
         missing = [name for name, ok in zip(names, found, strict=True) if not ok]
-        result = Coverage(len(names), n_covered, n_covered / len(names) if names else 0.0, missing)
+        aliased = self.symbol_aliases(names) if n_covered else {}
+        result = Coverage(len(names), n_covered, n_covered / len(names) if names else 0.0, missing, aliased)
         if n_covered == 0:
             raise InputError(
                 f"none of the {len(names)} model genes appears in {self.source or 'the gene sets'} "

@@ -110,6 +110,15 @@ def test_info_counts_and_coverage(env, capsys, tmp_path, shared_data, yan_genes)
     assert f"[100, 500): {int(((sizes >= 100) & (sizes < 500)).sum())}" in out
     assert f"{covered} of {len(yan_genes)} genes ({covered / len(yan_genes):.1%})" in out
     assert "warning: only" in err  # below 50 % coverage
+    assert "symbol-and-Ensembl-ID" not in out
+    # a gene named with its Ensembl ID after the symbol is matched by the symbol, and said so
+    known = [i for i, g in enumerate(yan_genes) if g.upper() in universe][:3]
+    renamed = [f"{g}_ENSG{i:011d}" if i in known else g for i, g in enumerate(yan_genes)]
+    genes_file.write_text("\n".join(renamed) + "\n")
+    code, out, err = run(["gene-sets", "info", path, "--genes", genes_file], capsys)
+    assert code == 0, err
+    assert f"{covered} of {len(yan_genes)} genes" in out
+    assert f"symbol-and-Ensembl-ID name: 3 ({renamed[known[0]]} -> {yan_genes[known[0]].upper()}" in out
 
 
 def test_info_on_shipped_and_cached_collections(env, capsys, tmp_path):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from topiceval.errors import GeneSetFormatError, InputError
@@ -244,3 +246,69 @@ def test_combine_refuses_ambiguous_unions(hallmark):
         combine([hallmark.filter(min_size=100), load({"S2": ["ACTB"]})])
     with pytest.raises(InputError, match="empty list"):
         load([])
+
+
+# ---------------------------------------------------------------- symbol-and-Ensembl-ID names
+def test_symbol_and_ensembl_id_names_match_by_symbol():
+    gs = GeneSets.from_dict({"S": ["CCL5", "PTPRC", "ACTB", "NKX2-1"], "T": ["HLA-A", "ABC_ENSG00000000001"]})
+    names = ["CCL5_ENSG00000161570", "ENSG00000081237|PTPRC", "Actb_ENSMUSG00000029580.3", "HLA-A|ENSG00000206503",
+             "ABC_ENSG00000000001", "NKX2-1", "CCL5-1", "CCL5.1", "ENSG00000161570", "XYZ_ENSG00000000002",
+             "CCL5_ENSG161570"]
+    index = gs.gene_index(names)
+    expected = ["CCL5", "PTPRC", "ACTB", "HLA-A", "ABC_ENSG00000000001", "NKX2-1", None, None, None, None, None]
+    assert [gs.genes[i] if i >= 0 else None for i in index] == expected
+    # a name found as written is never rewritten; only the rule's matches are aliases
+    assert gs.symbol_aliases(names) == {"CCL5_ENSG00000161570": "CCL5", "ENSG00000081237|PTPRC": "PTPRC",
+                                        "Actb_ENSMUSG00000029580.3": "ACTB", "HLA-A|ENSG00000206503": "HLA-A"}
+    coverage = gs.coverage(names, warn=False)
+    assert coverage.n_covered == 6 and coverage.aliased == gs.symbol_aliases(names)
+    assert coverage.as_dict()["n_aliased"] == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # four distinct symbols: no collision
+        gs.gene_index(names[:4])
+    exact = GeneSets.from_dict({"S": ["CCL5"]}, case="exact")
+    assert list(exact.gene_index(["CCL5_ENSG00000161570", "ccl5_ENSG00000161570"])) == [0, -1]
+
+
+def test_symbol_and_id_collision_warns():
+    gs = GeneSets.from_dict({"S": ["CCL5"]})
+    with pytest.warns(UserWarning, match="symbol-and-ID rule"):
+        index = gs.gene_index(["CCL5", "CCL5_ENSG00000161570"])
+    assert list(index) == [0, 0]
+
+
+def test_kang_pbmc_genes_named_with_their_ensembl_id_are_covered(shared_data, hallmark):
+    """kang_pbmc names 91 genes SYMBOL_ENSG... (scater's uniquifyFeatureNames); checked against
+    plain Python: strip the ID by hand and look the symbol up."""
+    import anndata as ad
+
+    genes = [str(g) for g in ad.read_h5ad(shared_data / "datasets/kang_pbmc/kang_pbmc.h5ad", backed="r").var_names]
+    known = set(hallmark.genes)
+    by_hand = {g: g.split("_ENSG")[0].upper() for g in genes if "_ENSG" in g and g.upper() not in known}
+    by_hand = {g: s for g, s in by_hand.items() if s in known}
+    assert len(by_hand) > 20  # CCL5, PTPRC, HLA-A, ... : the rule matters on this dataset
+    coverage = hallmark.coverage(genes, warn=False)
+    assert coverage.aliased == by_hand
+    assert coverage.n_covered == sum(g.upper() in known for g in genes) + len(by_hand)
+
+
+def test_scores_are_the_same_under_symbol_and_id_names(reactome):
+    """Renaming genes SYMBOL_ENSG... changes no score: every metric matches through gene_index."""
+    from topiceval import evaluate
+    from topiceval.examples import EXAMPLES
+    from topiceval.io import read_outputs
+
+    ex = EXAMPLES["yan_nmf"]
+    outputs = read_outputs(ex.topic_gene, cell_topic=ex.cell_topic, name="yan_nmf")
+    top = np.argsort(-outputs.topic_gene, axis=1)[:, :10]
+    renamed = list(outputs.gene_names)
+    for k, j in enumerate(np.unique(top)[:40]):
+        renamed[j] = f"{renamed[j]}_ENSG{k:011d}" if k % 2 else f"ENSG{k:011d}|{renamed[j]}"
+    other = dataclasses.replace(outputs, gene_names=np.asarray(renamed, dtype=object))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = evaluate(outputs, gene_sets=reactome, metrics="tc,ora")
+        suffixed = evaluate(other, gene_sets=reactome, metrics="tc,ora")
+    pd.testing.assert_series_equal(plain.scores, suffixed.scores)
+    assert suffixed.config["coverage"]["n_covered"] == plain.config["coverage"]["n_covered"]
+    assert suffixed.config["coverage"]["n_aliased"] > 0 == plain.config["coverage"]["n_aliased"]

@@ -776,3 +776,20 @@ def test_run_order_model_runs_model_by_model(tiny_h5ad, tmp_path, monkeypatch):
     assert config.replace(order="model").sha256() == config.sha256()  # changes no number
     with pytest.raises(InputError, match="run.order must be one of size, model"):
         lconfig.load_config({**raw, "run": {"order": "random"}})
+
+
+def test_score_keys_carry_symbol_and_id_matches_only_where_there_are_some(tmp_path):
+    """A dataset whose genes match the collection as written keeps its score keys; one with
+    SYMBOL_ENSG... names (matched by symbol) gets keys that say which genes were matched so."""
+    import anndata
+
+    paths = {}
+    for name, genes in {"plain": ["CCL5", "PTPRC", "NOT_A_GENE"],
+                        "suffixed": ["CCL5_ENSG00000161570", "PTPRC", "NOT_A_GENE_ENSG00000000001"]}.items():
+        paths[name] = tmp_path / f"{name}.h5ad"
+        anndata.AnnData(np.zeros((2, 3), dtype=np.float32), var=pd.DataFrame(index=genes)).write_h5ad(paths[name])
+    base = runner._gene_set_identity("hallmark", "human", None, None)
+    assert set(base) == {"content_sha256", "case", "filters", "species_match"}
+    assert runner._gene_set_identity("hallmark", "human", None, None, str(paths["plain"])) == base
+    suffixed = runner._gene_set_identity("hallmark", "human", None, None, str(paths["suffixed"]))
+    assert suffixed == {**base, "symbol_aliases": lconfig.stable_hash({"CCL5_ENSG00000161570": "CCL5"})}

@@ -445,9 +445,12 @@ def _cmd_gene_sets_info(args: argparse.Namespace) -> int:
             f"  coverage of {args.genes}: {coverage.n_covered} of {coverage.n_genes} genes "
             f"({coverage.fraction:.1%}) appear in some set"
         )
-        if coverage.missing:
-            from topiceval._utils import preview
+        from topiceval._utils import preview
 
+        if coverage.aliased:
+            pairs = [f"{name} -> {symbol}" for name, symbol in coverage.aliased.items()]
+            print(f"  matched by the symbol of a symbol-and-Ensembl-ID name: {len(pairs)} ({preview(pairs, 5)})")
+        if coverage.missing:
             print(f"  not in any set: {preview(coverage.missing, 10)}")
     return 0
 

@@ -53,6 +53,7 @@ __all__ = [
     "read_label_column",
     "read_cell_matrix",
     "read_obs",
+    "read_var_names",
     "read_outputs",
     "write_outputs_h5ad",
     "write_json",
@@ -542,6 +543,21 @@ def read_obs(path: PathLike) -> pd.DataFrame:
             if "obs" not in handle:
                 raise InputError(f"{p} has no obs table")
             return read_elem(handle["obs"])
+    except OSError as exc:
+        raise InputError(f"cannot read h5ad {p}: {exc}") from None
+
+
+def read_var_names(path: PathLike) -> pd.Index:
+    """The ``var_names`` of an h5ad alone (nothing else of the file is read)."""
+    import h5py
+    from anndata.io import read_elem
+
+    p = _check_file(path, "h5ad")
+    try:
+        with h5py.File(p, "r") as handle:
+            if "var" not in handle:
+                raise InputError(f"{p} has no var table")
+            return read_elem(handle["var"]).index
     except OSError as exc:
         raise InputError(f"cannot read h5ad {p}: {exc}") from None
 

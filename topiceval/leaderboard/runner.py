@@ -360,9 +360,27 @@ def _gene_sets(spec: str | tuple[str, ...], species: str, min_size: int | None, 
     return load(spec, species=species, min_size=min_size, max_size=max_size, progress=False)
 
 
-def _gene_set_identity(spec: str | tuple[str, ...], species: str, min_size: int | None, max_size: int | None) -> dict[str, Any]:
-    config = _gene_sets(spec, species, min_size, max_size).config()
-    return {key: config.get(key) for key in ("content_sha256", "case", "filters", "species_match")}
+def _gene_set_identity(spec: str | tuple[str, ...], species: str, min_size: int | None, max_size: int | None,
+                       genes_path: str | None = None) -> dict[str, Any]:
+    """What of a collection decides a cell's scores: its content and matching rules and, for the
+    prepared dataset at ``genes_path``, the genes matched through the symbol-and-ID rule
+    (:meth:`~topiceval.gene_sets.GeneSets.symbol_aliases`; the key only carries them when
+    there are any, so datasets without such names keep their keys)."""
+    collection = _gene_sets(spec, species, min_size, max_size)
+    config = collection.config()
+    identity = {key: config.get(key) for key in ("content_sha256", "case", "filters", "species_match")}
+    if genes_path is not None:
+        aliases = collection.symbol_aliases(_var_names(genes_path))
+        if aliases:
+            identity["symbol_aliases"] = stable_hash(aliases)
+    return identity
+
+
+@functools.lru_cache(maxsize=16)
+def _var_names(path: str) -> tuple[str, ...]:
+    from topiceval.io import read_var_names
+
+    return tuple(read_var_names(path))
 
 
 # --------------------------------------------------------------------------- worker
@@ -966,7 +984,9 @@ def run(
                             metrics = tuple(m for m in metrics if set(METRICS[m].needs) <= {"cells", "labels"})
                             if not metrics:
                                 continue
-                        identity = _gene_set_identity(spec, dataset.species, collection.min_size, collection.max_size)
+                        uses_sets = any("gene_sets" in METRICS[m].needs for m in metrics)
+                        identity = _gene_set_identity(spec, dataset.species, collection.min_size, collection.max_size,
+                                                      dataset.path if uses_sets and dataset.n_genes else None)
                         score_key = stable_hash({"run": key, "gene_sets": identity, "metrics": list(metrics),
                                                  "evaluation": evaluation})
                         scores.append(ScoreTask(collection.name, spec, dataset.species, tuple(metrics),
