@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from topiceval.io import read_cell_matrix, read_label_column, read_obs
+from topiceval.io import read_cell_matrix, read_label_column, read_obs, read_var_names
 from topiceval.metrics import clustering as clustering_module
 from topiceval.metrics.clustering import (
     clustering_scores,
@@ -171,6 +171,10 @@ def test_h5ad_obsm_is_mapped_in_place_and_labels_come_from_obs_alone(tmp_path):
     np.testing.assert_array_equal(labels, obs["cell_type"].astype(str).to_numpy())
     assert peak < topics.nbytes / 2, peak  # the 80 MB obsm was neither read nor copied
     pd.testing.assert_frame_equal(read_obs(path), obs)
+    assert list(read_var_names(path)) == list(adata.var_names)
+    genes = ad.AnnData(np.zeros((2, 3), dtype=np.float32), var=pd.DataFrame(index=["CCL5", "HLA-A", "X_ENSG00000000001"]))
+    genes.write_h5ad(tmp_path / "genes.h5ad")
+    assert list(read_var_names(tmp_path / "genes.h5ad")) == ["CCL5", "HLA-A", "X_ENSG00000000001"]
 
 
 def test_h5ad_obsm_that_cannot_be_mapped_is_read_once(tmp_path):

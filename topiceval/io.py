@@ -532,34 +532,29 @@ def write_outputs_h5ad(outputs: TopicOutputs, path: PathLike, obs: pd.DataFrame 
 
 
 # --------------------------------------------------------------------------- large inputs
-def read_obs(path: PathLike) -> pd.DataFrame:
-    """The ``obs`` table of an h5ad alone (nothing else of the file is read)."""
+def _read_table(path: PathLike, name: str) -> pd.DataFrame:
+    """The ``obs`` or ``var`` table of an h5ad alone (nothing else of the file is read)."""
     import h5py
     from anndata.io import read_elem
 
     p = _check_file(path, "h5ad")
     try:
         with h5py.File(p, "r") as handle:
-            if "obs" not in handle:
-                raise InputError(f"{p} has no obs table")
-            return read_elem(handle["obs"])
+            if name not in handle:
+                raise InputError(f"{p} has no {name} table")
+            return read_elem(handle[name])
     except OSError as exc:
         raise InputError(f"cannot read h5ad {p}: {exc}") from None
+
+
+def read_obs(path: PathLike) -> pd.DataFrame:
+    """The ``obs`` table of an h5ad alone (nothing else of the file is read)."""
+    return _read_table(path, "obs")
 
 
 def read_var_names(path: PathLike) -> pd.Index:
     """The ``var_names`` of an h5ad alone (nothing else of the file is read)."""
-    import h5py
-    from anndata.io import read_elem
-
-    p = _check_file(path, "h5ad")
-    try:
-        with h5py.File(p, "r") as handle:
-            if "var" not in handle:
-                raise InputError(f"{p} has no var table")
-            return read_elem(handle["var"]).index
-    except OSError as exc:
-        raise InputError(f"cannot read h5ad {p}: {exc}") from None
+    return _read_table(path, "var").index
 
 
 def read_cell_matrix(path: PathLike, key: str | None = None) -> np.ndarray:
