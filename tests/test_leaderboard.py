@@ -208,11 +208,17 @@ def test_datasets_without_counts_or_matrix_are_skipped_with_reasons(tmp_path):
                                   results.cells[["dataset", "model", "seed", "status", "reason"]])
 
 
-def test_each_part_of_a_run_is_recorded_and_reported(tiny_h5ad, tmp_path):
+def test_each_part_of_a_run_is_recorded_and_reported(tiny_h5ad, tmp_path, monkeypatch):
+    from topiceval.leaderboard import history
+
     raw = tiny_config(tiny_h5ad, ["nmf"], seeds=(0,), collections=[{"name": "h", "human": "hallmark", "metrics": ["tc"]}])
     config = lconfig.load_config(raw)
     cache = tmp_path / "cache"
+    monkeypatch.setattr(history, "HEARTBEAT_S", 0.02)  # the first part writes "alive" records while it trains
     runner.run(config, cache=cache, backend="sequential", progress=False)
+    events = [json.loads(line)["event"] for line in history.history_file(cache, config.name).read_text().splitlines()]
+    assert events[0] == "start" and events[-1] == "end" and "alive" in events and events.count("cell") == 1
+    monkeypatch.setattr(history, "HEARTBEAT_S", 60.0)
     runner.run(config, cache=cache, backend="sequential", progress=False)  # resumed: nothing to train
     results = runner.run(config, cache=cache, backend="sequential", progress=False, cached_only=True)
     parts = results.config["history"]

@@ -46,3 +46,21 @@ def test_parts_finished_and_stopped_are_read_back_with_their_wall_time(tmp_path)
     assert total == {"parts": 2, "wall_s": pytest.approx(12.0 + last["elapsed_s"]), "trained": 2, "incomplete": 1,
                      "first_started": done["started"], "last_ended": stopped["ended"]}
     assert history.summarise([])["parts"] == 0
+
+
+def test_a_part_busy_on_one_long_cell_is_counted_up_to_its_last_heartbeat(tmp_path):
+    import time
+
+    ledger = history.Ledger(tmp_path, "board")
+    ledger.start(config_sha256="abc", backend="joblib", n_jobs=2, cells=1, cached=0)
+    with ledger.heartbeat(every=0.05):
+        time.sleep(0.5)  # one cell training, none finished; then the part is killed (no end)
+    records = [json.loads(line) for line in history.history_file(tmp_path, "board").read_text().splitlines()]
+    beats = [r for r in records if r["event"] == "alive"]
+    assert len(beats) >= 3 and all(r["part"] == ledger.part for r in beats)
+    (part,) = history.read_parts(history.history_file(tmp_path, "board"))
+    assert not part["complete"] and (part["finished"], part["trained"]) == (0, 0)
+    assert part["wall_s"] == beats[-1]["elapsed_s"] >= 0.3  # not 0: the start record's time
+    count = len(records)
+    time.sleep(0.2)  # the thread stopped with the block
+    assert len(history.history_file(tmp_path, "board").read_text().splitlines()) == count

@@ -3,8 +3,10 @@
 A long leaderboard runs in parts (each resumes from the cache), so the wall time of the whole run
 is the sum of its parts, and a part that was killed never reaches the end of :func:`run
 <topiceval.leaderboard.runner.run>`. Each part therefore appends to a ledger in the cache as it
-goes: a ``start`` record, one ``cell`` record per finished cell and an ``end`` record. A part
-without ``end`` (killed) is counted up to its last record, so its wall time is a lower bound.
+goes: a ``start`` record, one ``cell`` record per finished cell, an ``alive`` record every
+minute while it runs (:data:`HEARTBEAT_S`; a part can spend hours on one cell) and an ``end``
+record. A part without ``end`` (killed) is counted up to its last record, so its wall time is a
+lower bound, short by at most a minute.
 
 The ledger is one JSON-lines file per leaderboard name (``CACHE/history/<hash>.jsonl``), shared
 by every checkout that uses the cache. Records are single ``write`` calls on a file opened for
@@ -15,10 +17,13 @@ database: a human reads them, and a killed part leaves at worst one truncated la
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,8 @@ __all__ = ["Ledger", "history_file", "read_parts", "summarise"]
 
 #: Folder of the ledgers, inside the leaderboard cache.
 HISTORY_DIR = "history"
+#: Seconds between the ``alive`` records of a running part (:meth:`Ledger.heartbeat`).
+HEARTBEAT_S = 60.0
 
 
 def history_file(cache: Path, name: str) -> Path:
@@ -76,6 +83,34 @@ class Ledger:
         self._append({"event": "cell", "dataset": dataset, "model": model, "seed": int(seed), "status": status,
                       "trained": bool(trained), "wall_s": round(float(wall_s), 3)})
 
+    def alive(self) -> None:
+        """The part is still running (written between cells, which may take hours)."""
+        self._append({"event": "alive"})
+
+    @contextlib.contextmanager
+    def heartbeat(self, every: float | None = None) -> Iterator[None]:
+        """Write an :meth:`alive` record every ``every`` seconds (default :data:`HEARTBEAT_S`)
+        while the block runs.
+
+        A daemon thread writes them, so a killed process stops writing with it. A record that
+        cannot be written (a full disk) is skipped rather than stopping the run.
+        """
+        stop = threading.Event()
+        interval = HEARTBEAT_S if every is None else float(every)
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                with contextlib.suppress(OSError):
+                    self.alive()
+
+        thread = threading.Thread(target=beat, name="topiceval-ledger-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def end(self, *, wall_s: float) -> None:
         """The part ended normally after ``wall_s`` seconds."""
         self._append({"event": "end", "wall_s": round(float(wall_s), 3)})
@@ -88,7 +123,8 @@ def read_parts(path: Path) -> list[dict[str, Any]]:
     -------
     list of dict
         Per part: ``part``, ``started``, ``ended`` (the ``end`` record, else the last record),
-        ``wall_s`` (the part's wall time; for a part without ``end``, up to its last record),
+        ``wall_s`` (the part's wall time; for a part without ``end``, up to its last record, a
+        cell or an ``alive`` record),
         ``complete`` (it reached its end), ``trained`` (cells trained in it), ``finished``
         (cells that finished in it, cached ones included), ``failed``, ``backend``, ``n_jobs``,
         ``config_sha256``. A line that is not JSON (a part killed mid-write) is skipped.

@@ -768,7 +768,7 @@ def _history_rows(results: Results) -> tuple[str, list[str], list[list[str]]]:
                      str(p["ended"]).replace("T", " ").replace("+00:00", ""), f"{p['wall_s']:.0f}",
                      str(p["finished"]), str(p["trained"]), str(p["failed"]),
                      f"{p.get('backend') or ''} x {p.get('n_jobs') or ''}",
-                     "finished" if p["complete"] else "no end record (stopped, or still running): wall up to its last cell"])
+                     "finished" if p["complete"] else "no end record (stopped, or still running): wall up to its last record"])
     total = summarise(parts)
     text = (f"Wall time of the whole run: {total['wall_s']:.0f} s ({total['wall_s'] / 3600:.1f} h) summed over "
             f"{total['parts']} part(s) recorded in the cache's ledger, {total['trained']} cell(s) trained in them"

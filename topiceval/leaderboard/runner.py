@@ -1022,15 +1022,16 @@ def run(
                          cached=len(_split_cached(tasks, cache_root)[0]))
         bar = tqdm(total=len(tasks), desc="cells", unit="cell", disable=not progress)
         try:
-            for outcome in (_sequential(tasks, 1, None) if cached_only  # reads files only
-                            else _BACKENDS[backend](tasks, n_jobs, config.scheduler)):
-                outcomes.append(outcome)
-                _log_outcome(outcome)
-                if ledger is not None:
-                    ledger.cell(dataset=outcome.dataset, model=outcome.model, seed=outcome.seed,
-                                status=outcome.status, trained=outcome.trained, wall_s=outcome.wall_s)
-                bar.set_postfix_str(f"{outcome.dataset}/{outcome.model}/{outcome.seed} {outcome.status}")
-                bar.update(1)
+            with ledger.heartbeat() if ledger is not None else contextlib.nullcontext():
+                for outcome in (_sequential(tasks, 1, None) if cached_only  # reads files only
+                                else _BACKENDS[backend](tasks, n_jobs, config.scheduler)):
+                    outcomes.append(outcome)
+                    _log_outcome(outcome)
+                    if ledger is not None:
+                        ledger.cell(dataset=outcome.dataset, model=outcome.model, seed=outcome.seed,
+                                    status=outcome.status, trained=outcome.trained, wall_s=outcome.wall_s)
+                    bar.set_postfix_str(f"{outcome.dataset}/{outcome.model}/{outcome.seed} {outcome.status}")
+                    bar.update(1)
         finally:
             bar.close()
         wall = time.perf_counter() - wall0
