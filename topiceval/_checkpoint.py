@@ -10,6 +10,9 @@ initial weights is ignored. The key is a SHA-256 the caller builds with :func:`h
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,9 @@ import scipy.sparse as sp
 from topiceval.io import atomic_path
 
 __all__ = ["hash_array", "hash_tensors", "load_state", "save_state"]
+
+#: A temporary checkpoint file this old is what a killed save left behind (a save takes seconds).
+STALE_TEMPORARY_S = 3600.0
 
 
 def hash_array(digest: Any, x: Any) -> None:
@@ -62,3 +68,16 @@ def save_state(path: str | Path, key: str, state: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as target:
         torch.save({"key": key, **state}, target)
+    _remove_stale_temporaries(path)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files of ``path`` (:func:`~topiceval.io.atomic_path`'s
+    ``.NAME.*.tmp``) left by saves that were killed before their rename: a checkpoint can be a
+    gigabyte, and a run made in parts is killed often. Only files older than
+    :data:`STALE_TEMPORARY_S` go, so a save in progress in another process is never touched."""
+    cutoff = time.time() - STALE_TEMPORARY_S
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
