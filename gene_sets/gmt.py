@@ -331,6 +331,11 @@ class GeneSets:
         trigger a warning.
         """
         normalized, index, aliases = self._match(gene_names)
+        self._warn_coincident(normalized, aliases)
+        return index
+
+    def _warn_coincident(self, normalized: np.ndarray, aliases: dict[int, str]) -> None:
+        """Warn when model genes match the same column (after the case and symbol-and-ID rules)."""
         names = pd.Index(normalized)
         if aliases:
             effective = normalized.copy()
@@ -343,9 +348,8 @@ class GeneSets:
             warnings.warn(
                 f"{len(dupes)} model gene symbol(s) coincide after {rules} "
                 f"({preview(dupes)}); they match the same gene-set column",
-                stacklevel=2,
+                stacklevel=3,
             )
-        return index
 
     def symbol_aliases(self, gene_names: Iterable[str]) -> dict[str, str]:
         """Model genes matched by the symbol part of a symbol-and-Ensembl-ID name.
@@ -376,11 +380,12 @@ class GeneSets:
         names = [str(g) for g in gene_names]
         if warn:
             self._check_species(names)
-        index = self.gene_index(names)
+        normalized, index, aliases = self._match(names)
+        self._warn_coincident(normalized, aliases)
         found = index >= 0
         n_covered = int(found.sum())
         missing = [name for name, ok in zip(names, found, strict=True) if not ok]
-        aliased = self.symbol_aliases(names) if n_covered else {}
+        aliased = {names[i]: symbol for i, symbol in aliases.items()}
         result = Coverage(len(names), n_covered, n_covered / len(names) if names else 0.0, missing, aliased)
         if n_covered == 0:
             raise InputError(
