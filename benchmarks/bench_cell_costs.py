@@ -25,42 +25,38 @@ import argparse
 import os
 import time
 import warnings
-
 from pathlib import Path
+from typing import Any
 
 #: The configuration whose cells are costed: every setting but the number of units comes from it.
 CONFIG = Path(__file__).resolve().parents[1] / "reports" / "paper-setting" / "paper-setting.toml"
 
-#: (model, default small and large number of units, the unit's name, where the config sets the
-#: units). cNMF needs some 10 replicates here: with fewer its density filter can leave fewer
-#: spectra than K for the consensus (darmanis, 4 replicates, threshold 0.01: 46 left).
+#: model -> (default small and large number of units, the unit, where the config sets the units).
+#: cNMF needs some 10 replicates here: with fewer its density filter can leave fewer spectra than
+#: K for the consensus (darmanis, 4 replicates, threshold 0.01: 46 left).
 MODELS = {
-    "cnmf": ((10, 20), "a replicate", "replicates"),
-    "spectra": ((20, 80), "an epoch", "epochs"),
+    "cnmf": ((10, 20), "replicate", "replicates"),
+    "spectra": ((20, 80), "epoch", "epochs"),
 }
 
 
-def _settings(model: str) -> tuple[int, int | None, dict, int]:
-    """The config's K, epochs, options and full number of units of ``model``."""
-    from topiceval.leaderboard.config import load_config
-
-    spec = next(m for m in load_config(CONFIG).models if m.name == model)
-    options = {**spec.options, "progress": False}
-    full = spec.epochs if MODELS[model][2] == "epochs" else options["replicates"]
-    return spec.n_topics, spec.epochs, options, full
+def _full_units(spec: Any) -> int:
+    """The number of units of the config's schedule for the model of ``spec``."""
+    return spec.epochs if MODELS[spec.name][2] == "epochs" else spec.options["replicates"]
 
 
-def _fit(model: str, adata, units: int, seed: int) -> float:
+def _fit(spec: Any, adata: Any, units: int, seed: int) -> float:
+    """Seconds of one fit of ``spec`` (a config's model) with ``units`` replicates or epochs."""
     import importlib
 
-    n_topics, epochs, options, _ = _settings(model)
-    if MODELS[model][2] == "epochs":
+    options, epochs = {**spec.options, "progress": False}, spec.epochs
+    if MODELS[spec.name][2] == "epochs":
         epochs = units
     else:
-        options[MODELS[model][2]] = units
-    fit = importlib.import_module(f"topiceval.adapters.{model}").fit
+        options[MODELS[spec.name][2]] = units
+    fit = importlib.import_module(f"topiceval.adapters.{spec.name}").fit
     started = time.perf_counter()
-    fit(adata, n_topics=n_topics, epochs=epochs, seed=seed, **options)
+    fit(adata, n_topics=spec.n_topics, epochs=epochs, seed=seed, **options)
     return time.perf_counter() - started
 
 
@@ -89,31 +85,32 @@ def main(argv: list[str] | None = None) -> None:
     from topiceval.leaderboard.config import DatasetSpec, load_config
     from topiceval.leaderboard.runner import prepare_dataset
 
+    config = load_config(CONFIG)
     with tempfile.TemporaryDirectory(prefix="topiceval-bench-") as cache, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        n_top_genes = load_config(CONFIG).n_top_genes
-        prepared = prepare_dataset(DatasetSpec(args.dataset), n_top_genes, cache)  # the leaderboard's input
+        prepared = prepare_dataset(DatasetSpec(args.dataset), config.n_top_genes, cache)  # the leaderboard's input
         if prepared.skip_reason:
             parser.error(f"{args.dataset}: {prepared.skip_reason}")
         adata = anndata.read_h5ad(prepared.path)
     print(f"{args.dataset}: {adata.n_obs} cells x {adata.n_vars} genes, {args.threads} thread(s), "
           f"the settings of {CONFIG.name}")
+    specs = {spec.name: spec for spec in config.models}
     for model in args.models:
-        (small, large), per, _ = MODELS[model]
-        unit, full = per.split()[1], _settings(model)[3]
+        spec = specs[model]
+        (small, large), unit, _ = MODELS[model]
         if args.units:
             small, large = args.units
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                times = {units: _fit(model, adata, units, args.seed) for units in (small, large)}
+                times = {units: _fit(spec, adata, units, args.seed) for units in (small, large)}
         except InputError as exc:  # the cell cannot run (e.g. K above the number of cells)
             print(f"{model}: cannot run on {args.dataset}: {exc}")
             continue
         per_unit = (times[large] - times[small]) / (large - small)
-        fixed = times[small] - small * per_unit
+        fixed, full = times[small] - small * per_unit, _full_units(spec)
         print(f"{model}: {small} {unit}s {times[small]:.1f} s, {large} {unit}s {times[large]:.1f} s -> "
-              f"{per_unit:.2f} s {per} (+ {fixed:.1f} s fixed); "
+              f"{per_unit:.2f} s per {unit} (+ {fixed:.1f} s fixed); "
               f"{full} {unit}s: {(fixed + full * per_unit) / 3600:.2f} h a cell")
 
 
