@@ -231,6 +231,80 @@ def test_each_part_of_a_run_is_recorded_and_reported(tiny_h5ad, tmp_path, monkey
     assert json.loads((tmp_path / "report" / "results.json").read_text())["config"]["history"][0]["trained"] == 1
 
 
+def test_a_published_report_stands_in_for_a_cache_on_another_machine(tiny_h5ad, tmp_path, counting_model, capsys):
+    """A run on a machine whose cache is empty carries the published report's cells over instead
+    of retraining them, trains only the rest, and gets the numbers of one unbroken run."""
+    collections = [{"name": "hallmark", "human": "hallmark", "metrics": ["tc", "td", "tq", "ip"]}]
+    raw = tiny_config(tiny_h5ad, ["counting"], seeds=(0, 1, 2), collections=collections)
+    config = lconfig.load_config(raw)
+    whole = runner.run(config, cache=tmp_path / "one", backend="sequential", progress=False)  # the reference
+    first = runner.run(lconfig.load_config({**raw, "seeds": [0, 1]}), cache=tmp_path / "machine_a",
+                       backend="sequential", progress=False)
+    folder = tmp_path / "published"
+    first.write(folder)
+
+    counting_model.reset()
+    results = runner.run(config, cache=tmp_path / "machine_b", backend="sequential", progress=False, published=folder)
+    assert counting_model.CALLS == [2]  # seeds 0 and 1 carried over, not retrained
+    cells = results.cells.set_index("seed")
+    assert list(cells["status"]) == ["done"] * 3 and list(cells["source"]) == ["published", "published", "cache"]
+    assert list(cells["trained"]) == [False, False, True]
+    assert cells.loc[0, "train_s"] == pytest.approx(first.cells.set_index("seed").loc[0, "train_s"], rel=1e-9)  # then
+    key = ["dataset", "model", "seed", "collection", "metric"]
+
+    def without_stability(scores):
+        return scores[scores["metric"] != "stability"].sort_values(key, ignore_index=True)
+
+    # exact: the carried values come from results.json in full, not from the 10 digits of scores.csv
+    pd.testing.assert_frame_equal(without_stability(results.scores), without_stability(whole.scores), check_exact=True)
+    columns = ["dataset", "model", "seed", "collection", "topic"]
+    pd.testing.assert_frame_equal(results.per_topic.sort_values(columns, ignore_index=True),
+                                  whole.per_topic.sort_values(columns, ignore_index=True), check_dtype=False, rtol=1e-9)
+    # stability: the pair of the two carried seeds as published; the two pairs with seed 2 need
+    # seed 0's and 1's topic-gene matrices, which no report holds
+    assert results.stability[["seed_a", "seed_b"]].values.tolist() == [[0, 1]]
+    reference = whole.stability.set_index(["seed_a", "seed_b"]).loc[(0, 1), "stability"]
+    assert results.stability["stability"].iloc[0] == pytest.approx(reference, rel=1e-9)
+    # the history keeps the published part beside this machine's
+    assert [p["part"] for p in results.config["history"]] == [first.config["history"][0]["part"],
+                                                               results.config["history"][1]["part"]]
+    markdown = report.write_report(results, tmp_path / "report", plots=False)["markdown"].read_text()
+    assert "2 of the 3 finished cells (counting 2) are carried over from a published report" in markdown
+    assert "Topic stability leaves out 2 seed pair(s) of one carried cell and one computed here" in markdown
+    assert "summed over 2 part(s) recorded in the cache's ledger and in the published report" in markdown
+
+    # another training setting is another train key: nothing is carried
+    counting_model.reset()
+    other = {**raw, "models": {"counting": {"epochs": 41}}}
+    again = runner.run(lconfig.load_config(other), cache=tmp_path / "machine_c", backend="sequential",
+                       progress=False, published=folder)
+    assert sorted(counting_model.CALLS) == [0, 1, 2] and set(again.cells["source"]) == {"cache"}
+    # other scoring cannot stand in at all
+    with pytest.raises(InputError, match="scored with other evaluation than this config"):
+        runner.run(lconfig.load_config({**raw, "evaluation": {"gsea_n_perm": 50, "top_n": 5}}),
+                   cache=tmp_path / "machine_c", progress=False, published=folder)
+    with pytest.raises(InputError, match="cannot be combined with refresh"):
+        runner.run(config, cache=tmp_path / "machine_c", progress=False, published=folder, refresh=True)
+
+    # the command line: --keep-published reads the report in --out, then replaces it
+    lines = ['name = "tiny"', "seeds = [0, 1]",
+             f'datasets = [{{ name = "tiny", path = "{tiny_h5ad}", label_key = "cell_type", species = "human", values = "counts" }}]',
+             "[preprocess]", "n_top_genes = 300", "[train]", 'models = ["counting"]', "n_topics = 4",
+             "[models.counting]", "epochs = 40", "[[collections]]", 'name = "hallmark"', 'human = "hallmark"',
+             'metrics = ["tc", "td", "tq", "ip"]', "[evaluation]", "gsea_n_perm = 50",
+             "cluster_resolutions = [0.3, 0.6, 1.0]"]
+    (tmp_path / "lb.toml").write_text("\n".join(lines) + "\n")
+    counting_model.reset()
+    capsys.readouterr()
+    assert main(["benchmark", "--config", str(tmp_path / "lb.toml"), "--out", str(folder), "--cache",
+                 str(tmp_path / "machine_d"), "--backend", "sequential", "--keep-published", "--no-progress"]) == 0
+    assert counting_model.CALLS == [] and "cells: 2 done" in capsys.readouterr().out
+    assert set(pd.read_csv(folder / "cells.csv")["source"]) == {"published"}
+    assert main(["benchmark", "--config", str(tmp_path / "lb.toml"), "--out", str(tmp_path / "nothing"),
+                 "--cache", str(tmp_path / "machine_d"), "--keep-published", "--no-progress"]) == 2
+    assert "no leaderboard results in" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- backends and values
 @pytest.fixture(scope="module")
 def backend_results(tiny_h5ad, tmp_path_factory):

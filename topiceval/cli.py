@@ -262,6 +262,10 @@ def _add_leaderboard_parsers(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--cached-only", action="store_true",
                        help="train and score nothing: report the cells already in the cache and list the others "
                        "as missing (a partial report of a run still going on elsewhere)")
+    bench.add_argument("--keep-published", action="store_true",
+                       help="carry over the finished cells of the report already in --out that this cache lacks "
+                       "(same train key and scoring; a run on another machine than the one that published it): "
+                       "they are not retrained, and the new report marks them as published")
     bench.add_argument("--baseline-out", metavar="JSON", help="also write a regression baseline of every score")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.set_defaults(func=_cmd_benchmark)
@@ -559,12 +563,17 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.scheduler:
         config = config.replace(scheduler=args.scheduler)
     out = Path(args.out) if args.out else (config.out or Path(args.config).resolve().parent)
+    from topiceval.errors import InputError
+
+    if args.report_only and args.keep_published:
+        raise InputError("--report-only redraws the report in --out as it is: --keep-published has nothing to add")
     if args.report_only:
         results = runner.Results.read(out)
     else:
         log = out / ("run-cached-only.log" if args.cached_only else runner.LOG_FILE)
         results = runner.run(config, cache=args.cache, log=log, backend=args.backend, n_jobs=args.n_jobs,
-                             progress=not args.no_progress, refresh=args.refresh, cached_only=args.cached_only)
+                             progress=not args.no_progress, refresh=args.refresh, cached_only=args.cached_only,
+                             published=out if args.keep_published else None)
     paths = report.write_report(results, out)
     print(report.leaderboard_text(results))
     cells = results.cells

@@ -30,7 +30,7 @@ from typing import Any
 
 from topiceval.leaderboard.config import stable_hash
 
-__all__ = ["Ledger", "history_file", "read_parts", "summarise"]
+__all__ = ["Ledger", "history_file", "merge_parts", "read_parts", "summarise"]
 
 #: Folder of the ledgers, inside the leaderboard cache.
 HISTORY_DIR = "history"
@@ -168,3 +168,13 @@ def summarise(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "first_started": parts[0]["started"] if parts else None,
         "last_ended": parts[-1]["ended"] if parts else None,
     }
+
+
+def merge_parts(*lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The parts of several ledgers (say, those of a published report and of this machine's
+    cache), each once (by its ``part`` id; the later list's record wins), oldest first."""
+    merged: dict[str, dict[str, Any]] = {}
+    for parts in lists:
+        for part in parts:
+            merged[str(part["part"])] = dict(part)
+    return sorted(merged.values(), key=lambda p: str(p.get("started") or ""))

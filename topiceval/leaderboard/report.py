@@ -690,6 +690,31 @@ def _partial_note(results: Results) -> str:
             "the missing ones are listed under Skipped, failed and missing.")
 
 
+def _carried_note(results: Results) -> str:
+    """What a report says of the cells carried over from a published report (``published`` of
+    :func:`~topiceval.leaderboard.runner.run`): how many, and the seed pairs whose topic stability
+    could not be computed (one cell carried, the other from the cache)."""
+    cells = results.cells
+    if cells.empty or "source" not in cells:
+        return ""
+    done = cells[cells["status"] == "done"]
+    carried = done["source"] == "published"
+    if not carried.any():
+        return ""
+    lost = 0
+    for _, group in done.groupby(["dataset", "model"], sort=False):
+        n_old = int((group["source"] == "published").sum())
+        lost += n_old * (len(group) - n_old)
+    per_model = ", ".join(f"{m} {n}" for m, n in done[carried].groupby("model", sort=False).size().items())
+    return (f"{int(carried.sum())} of the {len(done)} finished cells ({per_model}) are carried over from a "
+            "published report of this leaderboard (source = published in cells.csv): the cache of the machine that "
+            "wrote this report lacked them, so their numbers, times and warnings are the published ones, not "
+            "recomputed here (carried only under the same train key, which hashes the data, the training settings, "
+            "the seed and the versions of topiceval and of the model's libraries, and the same scoring)."
+            + (f" Topic stability leaves out {lost} seed pair(s) of one carried cell and one computed here: a "
+               "report holds no topic-gene matrix to match." if lost else ""))
+
+
 def _or_default(value: Any) -> str:
     return "model default" if value is None else str(value)
 
@@ -770,8 +795,11 @@ def _history_rows(results: Results) -> tuple[str, list[str], list[list[str]]]:
                      f"{p.get('backend') or ''} x {p.get('n_jobs') or ''}",
                      "finished" if p["complete"] else "no end record (stopped, or still running): wall up to its last record"])
     total = summarise(parts)
+    cells = results.cells
+    where = (" and in the published report whose cells this one carries over"
+             if "source" in cells and (cells["source"] == "published").any() else "")
     text = (f"Wall time of the whole run: {total['wall_s']:.0f} s ({total['wall_s'] / 3600:.1f} h) summed over "
-            f"{total['parts']} part(s) recorded in the cache's ledger, {total['trained']} cell(s) trained in them"
+            f"{total['parts']} part(s) recorded in the cache's ledger{where}, {total['trained']} cell(s) trained in them"
             + (f"; {total['incomplete']} part(s) have no end record (stopped, or still running), so the sum is a lower bound" if total["incomplete"] else "")
             + ". Parts run before the ledger existed, or with another cache, are not listed.")
     return text, header, rows
@@ -879,6 +907,7 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     ]
     facts = [f for f in facts if f]
     partial = _partial_note(results)
+    carried = _carried_note(results)
     notes = str(config.get("notes", "")).strip()
     run_notes = list(config.get("notes_run", [])) + _prior_notes(results)
 
@@ -888,6 +917,8 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     md += ["- " + f for f in facts] + [""]
     if partial:
         md += [f"**{partial}**", ""]
+    if carried:
+        md += [carried, ""]
     if notes:
         md += ["## Notes", "", notes, ""]
     if run_notes:
@@ -904,6 +935,8 @@ def write_report(results: Results, folder: PathLike, *, title: str | None = None
     htm.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>")
     if partial:
         htm.append(f'<p class="note"><b>{html.escape(partial)}</b></p>')
+    if carried:
+        htm.append(f'<p class="note">{html.escape(carried)}</p>')
     if notes:
         htm.append(f'<h2>Notes</h2><div class="note">{html.escape(notes)}</div>')
     if run_notes:

@@ -18,6 +18,11 @@ Cache (content-addressed, ``CACHE/``; see :func:`run`):
 Every entry is written beside its final place and renamed into it when complete, so a killed run
 leaves no half-written entry, and the next run finds every finished (model, dataset, seed) cell
 and score and recomputes only the rest. Skipped and failed cells are not cached (they are retried).
+
+A cache lives on one machine. A published report (the folder :meth:`Results.write` wrote) can
+stand in for cache entries that are not there (``published`` of :func:`run`): its finished
+cells whose train key (so data, settings, seed and library versions) and scoring configuration
+are those of this run are carried into the new report as published, not recomputed.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "LOG_FILE",
     "MISSING",
+    "PUBLISHED",
     "CellOutcome",
     "CellTask",
     "PreparedDataset",
@@ -80,6 +86,9 @@ LOG_FILE = "run.log"
 TIMING_FILE = "timing.json"
 #: Status of a cell that a cache-only run found unfinished (``cached_only`` of :func:`run`).
 MISSING = "missing"
+#: ``source`` of a cell carried over from a published report (``published`` of :func:`run`);
+#: every other cell's is ``"cache"``.
+PUBLISHED = "published"
 logger = logging.getLogger("topiceval.leaderboard")
 
 #: Score keys that do not depend on the gene sets (the same for every collection).
@@ -182,6 +191,9 @@ class CellOutcome:
     prior_sha256: str = ""
     #: per scored collection, how many sets of the model's gene-set prior reappear in it
     prior_overlap: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: ``"cache"``, or :data:`PUBLISHED`: carried over from a published report, whose row this
+    #: run copies (its run and scores are not in this cache)
+    source: str = "cache"
 
 
 def readable(path: PathLike) -> None:
@@ -574,7 +586,8 @@ class Results:
         ``trained`` (computed in this run, else read from the cache), ``train_s`` (the fit, from
         ``config.json``), ``score_s`` (scoring, all collections, from each score's ``timing.json``;
         NaN where a cached score predates that record), ``cpu_s``, ``wall_s``, ``n_warnings``, ``train_key``, ``prior_sha256`` (the hashes of the gene sets a
-        model such as Spectra used as prior; empty when none).
+        model such as Spectra used as prior; empty when none), ``source`` (``"cache"``, or
+        ``"published"`` for a cell carried over from a published report, whose row is copied).
     scores
         Long table: ``dataset, species, model, seed, collection, metric, value, config_sha256``
         (``config_sha256`` hashes the evaluation's ``config_sha256`` with the data and training
@@ -665,17 +678,31 @@ class Results:
 
         stability = (table("stability.csv", statistics.STABILITY_COLUMNS) if (target / "stability.csv").is_file()
                      else pd.DataFrame(columns=statistics.STABILITY_COLUMNS))
+        scores = table("scores.csv", _SCORE_COLUMNS)
+        # the values as computed: results.json holds them in full (scores.csv has 10 digits, for
+        # reading), so that statistics on read results are those of the run, ties and all
+        exact = {entry["key"]: entry["scores"] for entry in data.get("entries") or []}
+        if exact and not scores.empty:
+            keys = (scores["dataset"].astype(str) + "/" + scores["model"].astype(str) + "/seed"
+                    + scores["seed"].astype(str) + "/" + scores["collection"].astype(str))
+            values = [exact.get(k, {}).get(m, v) for k, m, v in zip(keys, scores["metric"], scores["value"], strict=True)]
+            scores["value"] = np.array([np.nan if v is None else v for v in values], dtype=float)
         return cls(config=data["config"], cells=table("cells.csv", _CELL_COLUMNS),
-                   scores=table("scores.csv", _SCORE_COLUMNS), per_topic=table("per_topic.csv", _TOPIC_COLUMNS),
+                   scores=scores, per_topic=table("per_topic.csv", _TOPIC_COLUMNS),
                    pathways=table("pathways.csv", _PATHWAY_COLUMNS), stability=stability)
 
 
 def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequence[CellOutcome],
-             prepared: dict[str, PreparedDataset], cache: Path) -> Results:
+             prepared: dict[str, PreparedDataset], cache: Path, published: Results | None = None) -> Results:
     order = {(t.dataset.name, t.model.name, t.seed): i for i, t in enumerate(tasks)}
     outcomes = sorted(outcomes, key=lambda o: order.get((o.dataset, o.model, o.seed), 10**9))
     cell_rows, score_rows, topic_rows, pathway_rows = [], [], [], []
+    carried = [o for o in outcomes if o.source == PUBLISHED]
     for o in outcomes:
+        if o.source == PUBLISHED:  # the published row, as it was (its times: those measured then)
+            row = _published_rows(published.cells, o).iloc[0].to_dict()
+            cell_rows.append({**{c: row.get(c, "") for c in _CELL_COLUMNS}, "trained": False, "source": PUBLISHED})
+            continue
         # the warnings that qualify this cell's numbers, shown beside them in the report: the
         # scoring warnings of each collection (kept in evaluation.json, so cached scores keep
         # them) as "[collection] text", then the training warnings
@@ -694,7 +721,7 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                           "wall_s": o.wall_s, "n_warnings": len(o.warnings), "train_key": o.train_key,
                           "prior_sha256": o.prior_sha256,
                           "prior_overlap": json.dumps(o.prior_overlap, sort_keys=True) if o.prior_overlap else "",
-                          "warnings": "\n".join([*scored, *others])})
+                          "warnings": "\n".join([*scored, *others]), "source": o.source})
         if o.status != "done":
             continue
         species = prepared[o.dataset].species
@@ -728,15 +755,84 @@ def _collect(config: dict[str, Any], tasks: Sequence[CellTask], outcomes: Sequen
                                          "collection": collection, "method": method.upper(), "term": term,
                                          "n_topics": int(values["n_topics"]), "best": float(values["best"])})
     scores = pd.DataFrame(score_rows, columns=_SCORE_COLUMNS)
-    pairs = statistics.stability_pairs(outcomes, cache)  # topic stability over seed pairs
+    per_topic = pd.DataFrame(topic_rows) if topic_rows else pd.DataFrame(columns=_TOPIC_COLUMNS)
+    pathways = pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS)
+    # topic stability over seed pairs: of two cells of the cache, from their topic-gene matrices;
+    # of two carried cells, as published; a pair of one of each cannot be computed (a report
+    # publishes no topic-gene matrix)
+    pairs = statistics.stability_pairs([o for o in outcomes if o.source != PUBLISHED], cache)
+    if carried:
+        table = published.stability
+        seeds = {(o.dataset, o.model, o.seed) for o in carried}
+        both = [(d, m, int(a)) in seeds and (d, m, int(b)) in seeds
+                for d, m, a, b in zip(table["dataset"], table["model"], table["seed_a"], table["seed_b"], strict=True)]
+        pairs = _append(table.loc[np.asarray(both, dtype=bool), statistics.STABILITY_COLUMNS].reset_index(drop=True),
+                        pairs)
+        old = _published_rows(published.scores, *carried)
+        scores = _append(scores, old[old["metric"] != statistics.STABILITY])  # stability: from the pairs, below
+        per_topic = _append(per_topic, _published_rows(published.per_topic, *carried))
+        pathways = _append(pathways, _published_rows(published.pathways, *carried))
     scores = statistics.add_stability_rows(scores, pairs)
     return Results(config=config, cells=pd.DataFrame(cell_rows, columns=_CELL_COLUMNS), scores=scores,
-                   per_topic=pd.DataFrame(topic_rows) if topic_rows else pd.DataFrame(columns=_TOPIC_COLUMNS),
-                   pathways=pd.DataFrame(pathway_rows, columns=_PATHWAY_COLUMNS), stability=pairs)
+                   per_topic=per_topic, pathways=pathways, stability=pairs)
+
+
+def _published_rows(table: pd.DataFrame, *cells: CellOutcome) -> pd.DataFrame:
+    """The rows of a published table that belong to ``cells`` (by dataset, model and seed)."""
+    wanted = {(o.dataset, o.model, o.seed) for o in cells}
+    keep = [(d, m, int(s)) in wanted for d, m, s in zip(table["dataset"], table["model"], table["seed"], strict=True)]
+    return table.loc[np.asarray(keep, dtype=bool)]  # a mask, also when empty (a list would pick columns)
+
+
+def _append(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    if rows.empty:
+        return frame
+    return rows.reset_index(drop=True) if frame.empty else pd.concat([frame, rows], ignore_index=True)
+
+
+def _check_published(published: Results, config: LeaderboardConfig, gene_sets: dict[str, dict[str, Any]]) -> None:
+    """Raise unless the published report was scored as this run scores: the same collections
+    (sources, metrics, size filters), evaluation options and gene-set contents. (The training
+    side is checked cell by cell: a cell is carried only under its own train key.)"""
+    record = published.config
+    ours = config.to_dict()
+    differ = [key for key in ("collections", "evaluation")
+              if json.loads(json.dumps(record.get(key))) != json.loads(json.dumps(ours[key]))]
+    theirs = record.get("gene_sets") or {}
+    for name, per_species in gene_sets.items():
+        for species, found in per_species.items():
+            seen = (theirs.get(name) or {}).get(species)
+            if seen is not None and json.loads(json.dumps(seen)) != json.loads(json.dumps(found)):
+                differ.append(f"the {species} gene sets of collection {name!r}")
+    if differ:
+        raise InputError(f"the published report ({record.get('name')!r}) was scored with other "
+                         f"{', '.join(differ)} than this config: its cells cannot stand in for this run's")
+
+
+def _carry_published(tasks: Sequence[CellTask], published: Results,
+                     cache: Path) -> tuple[list[CellTask], list[CellOutcome]]:
+    """Split off the tasks that the cache lacks and the published report finished under the same
+    train key: a ``"done"`` outcome with source :data:`PUBLISHED` for each; the other tasks."""
+    cells = published.cells
+    if cells.empty or "train_key" not in cells:
+        return list(tasks), []
+    done = cells[cells["status"] == "done"]
+    finished = {(d, m, int(s)): str(k) for d, m, s, k in zip(done["dataset"], done["model"], done["seed"],
+                                                              done["train_key"], strict=True)}
+    cached = {id(t) for t in _split_cached(tasks, cache)[0]}
+    keep, carried = [], []
+    for task in tasks:
+        where = (task.dataset.name, task.model.name, task.seed)
+        if id(task) not in cached and task.entry.input != "embedding" and finished.get(where) == task.train_key:
+            carried.append(CellOutcome(*where, "done", train_key=task.train_key, settings_key=task.settings_key,
+                                       source=PUBLISHED))
+        else:
+            keep.append(task)
+    return keep, carried
 
 
 _CELL_COLUMNS = ["dataset", "model", "seed", "status", "reason", "trained", "train_s", "score_s", "cpu_s", "wall_s",
-                 "n_warnings", "train_key", "prior_sha256", "prior_overlap", "warnings"]
+                 "n_warnings", "train_key", "prior_sha256", "prior_overlap", "warnings", "source"]
 _SCORE_COLUMNS = ["dataset", "species", "model", "seed", "collection", "metric", "value", "config_sha256"]
 _TOPIC_COLUMNS = ["dataset", "model", "seed", "collection", "topic", "top_genes"]
 _PATHWAY_COLUMNS = ["dataset", "model", "seed", "collection", "method", "term", "n_topics", "best"]
@@ -861,6 +957,7 @@ def run(
     progress: bool = True,
     refresh: bool = False,
     cached_only: bool = False,
+    published: Results | PathLike | None = None,
 ) -> Results:
     """Run (or resume) a leaderboard.
 
@@ -887,6 +984,18 @@ def run(
         is still going on in another process (a partial report); cannot be combined with
         ``refresh``. Models that train nothing (input ``"embedding"``: a stored cell embedding,
         such as scgpt) are read and scored as usual, which takes seconds.
+    published
+        A published report of this leaderboard (:class:`Results`, or the folder
+        :meth:`Results.write` wrote), for a run on a machine whose cache lacks what the report's
+        run had: each cell that the cache lacks and the report finished under the same train key
+        (data, training settings, seed, versions of topiceval and of the model's libraries) is
+        carried into the results as published (``source`` ``"published"`` in ``cells``), not
+        retrained or rescored; the report's parts are kept in the run's history. Raises
+        :class:`~topiceval.errors.InputError` if the report was scored otherwise (collections,
+        evaluation options or gene-set contents differ). Topic stability pairs two carried
+        cells as published and two cells of the cache from their topic-gene matrices; a pair of
+        one of each cannot be computed (a report holds no topic-gene matrix) and is left out.
+        Cannot be combined with ``refresh``.
 
     Returns
     -------
@@ -905,6 +1014,10 @@ def run(
     n_jobs = n_jobs or config.n_jobs
     if cached_only and refresh:
         raise InputError("cached_only reads the cache as it is: it cannot be combined with refresh")
+    if published is not None and refresh:
+        raise InputError("published carries finished cells over: it cannot be combined with refresh")
+    if published is not None and not isinstance(published, Results):
+        published = Results.read(published)
     if backend not in _BACKENDS:
         raise InputError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
     check_paths(config)
@@ -1010,6 +1123,12 @@ def run(
             logger.info("skip %s / %s / seed %d: %s", o.dataset, o.model, o.seed, o.reason)
 
         outcomes: list[CellOutcome] = list(skipped)
+        every_task = list(tasks)
+        if published is not None:
+            _check_published(published, config, collections)
+            tasks, carried = _carry_published(tasks, published, cache_root)
+            outcomes += carried
+            logger.info("%d cell(s) carried over from the published report (not in the cache)", len(carried))
         if cached_only:
             tasks, missing = _split_cached(tasks, cache_root)
             outcomes += missing
@@ -1060,9 +1179,15 @@ def run(
                                          "versions": _library_versions(entries[m.name])} for m in config.models},
             "versions": _versions(),
             # every part this leaderboard ran in (this one included), from the cache's ledger
-            "history": history.read_parts(history.history_file(cache_root, config.name)),
+            # (with a published report's parts: they ran on the machine that published it)
+            "history": history.merge_parts((published.config.get("history") or []) if published is not None else [],
+                                           history.read_parts(history.history_file(cache_root, config.name))),
         }
-        return _collect(record, tasks, outcomes, prepared, cache_root)
+        carried_cells = {(o.dataset, o.model, o.seed) for o in outcomes if o.source == PUBLISHED}
+        ran = {id(t) for t in tasks}
+        # the cells' order: the tasks that ran (or were read), the carried ones in their place
+        ordered = [t for t in every_task if id(t) in ran or (t.dataset.name, t.model.name, t.seed) in carried_cells]
+        return _collect(record, ordered, outcomes, prepared, cache_root, published)
     finally:
         if handler is not None:
             logger.removeHandler(handler)
