@@ -444,6 +444,18 @@ def test_results_round_trip_and_baseline_entries(backend_results, tmp_path):
     assert hallmark["config_sha256"] != reactome["config_sha256"]
 
 
+def test_results_read_back_write_the_same_files(backend_results, tmp_path):
+    """A report redrawn from its own files (--report-only, --keep-published) writes what the run
+    wrote, byte for byte: the cells and the stability pairs are read in full, not from the
+    10-digit CSV files, and empty fields stay empty."""
+    results = backend_results["sequential"]
+    assert not results.stability.empty  # two seeds: the pairs are part of what is compared
+    results.write(tmp_path / "first")
+    runner.Results.read(tmp_path / "first").write(tmp_path / "second")
+    for name in runner.Results.FILES:
+        assert (tmp_path / "second" / name).read_bytes() == (tmp_path / "first" / name).read_bytes(), name
+
+
 # --------------------------------------------------------------------------- report
 class _Page(HTMLParser):
     def __init__(self) -> None:

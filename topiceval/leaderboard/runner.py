@@ -657,6 +657,7 @@ class Results:
             "version": 1,
             "config": self.config,
             "cells": self.cells.to_dict(orient="records"),
+            "stability": self.stability.to_dict(orient="records"),
             "entries": self.baseline_entries(),
         }
 
@@ -676,8 +677,17 @@ class Results:
             frame = pd.read_csv(file, keep_default_na=True)
             return frame if len(frame.columns) else pd.DataFrame(columns=columns)
 
-        stability = (table("stability.csv", statistics.STABILITY_COLUMNS) if (target / "stability.csv").is_file()
-                     else pd.DataFrame(columns=statistics.STABILITY_COLUMNS))
+        # cells and stability as written (the CSV files round to 10 digits and read empty text as
+        # NaN), so that a report redrawn from its files (--report-only, --keep-published) has the
+        # numbers of the run; results.json from before it held stability: the CSV file
+        if "stability" in data:
+            stability = pd.DataFrame(data["stability"], columns=statistics.STABILITY_COLUMNS)
+        elif (target / "stability.csv").is_file():
+            stability = table("stability.csv", statistics.STABILITY_COLUMNS)
+        else:
+            stability = pd.DataFrame(columns=statistics.STABILITY_COLUMNS)
+        cells = (pd.DataFrame(data["cells"], columns=_CELL_COLUMNS) if data.get("cells")
+                 else table("cells.csv", _CELL_COLUMNS))
         scores = table("scores.csv", _SCORE_COLUMNS)
         # the values as computed: results.json holds them in full (scores.csv has 10 digits, for
         # reading), so that statistics on read results are those of the run, ties and all
@@ -687,7 +697,7 @@ class Results:
                     + scores["seed"].astype(str) + "/" + scores["collection"].astype(str))
             values = [exact.get(k, {}).get(m, v) for k, m, v in zip(keys, scores["metric"], scores["value"], strict=True)]
             scores["value"] = np.array([np.nan if v is None else v for v in values], dtype=float)
-        return cls(config=data["config"], cells=table("cells.csv", _CELL_COLUMNS),
+        return cls(config=data["config"], cells=cells,
                    scores=scores, per_topic=table("per_topic.csv", _TOPIC_COLUMNS),
                    pathways=table("pathways.csv", _PATHWAY_COLUMNS), stability=stability)
 
