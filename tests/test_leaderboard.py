@@ -306,6 +306,23 @@ def test_a_published_report_stands_in_for_a_cache_on_another_machine(tiny_h5ad, 
 
 
 # --------------------------------------------------------------------------- backends and values
+def test_a_cell_keeps_the_heap_while_it_trains_and_trims_it_after(tiny_h5ad, tmp_path, counting_model, monkeypatch):
+    """The heap keeps freed memory through a training (tests/test_heap.py) and gives it back after."""
+    from topiceval.adapters import _common
+
+    events: list[tuple[str, int]] = []  # (call, trainings started by then)
+    monkeypatch.setattr(_common, "retain_freed_memory", lambda: events.append(("retain", len(counting_model.CALLS))))
+    monkeypatch.setattr(_common, "trim_heap", lambda: events.append(("trim", len(counting_model.CALLS))))
+    config = lconfig.load_config(tiny_config(
+        tiny_h5ad, ["counting"], seeds=(0,),
+        collections=[{"name": "hallmark", "human": "hallmark", "metrics": ["td"]}]))
+    runner.run(config, cache=tmp_path / "cache", backend="sequential", progress=False)
+    assert events == [("retain", 0), ("trim", 1)]
+    events.clear()
+    runner.run(config, cache=tmp_path / "cache", backend="sequential", progress=False)
+    assert events == [] and counting_model.CALLS == [0]  # a cached cell trains nothing
+
+
 @pytest.fixture(scope="module")
 def backend_results(tiny_h5ad, tmp_path_factory):
     config = lconfig.load_config(tiny_config(tiny_h5ad, ["nmf", "lda"]))

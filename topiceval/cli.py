@@ -494,6 +494,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         embedding_key=args.embedding_key, label_key=args.label_key, n_top_genes=args.n_top_genes,
         options=_parse_options(args.options), progress=not args.no_progress,
     )
+    from topiceval.adapters._common import retain_freed_memory
+
+    retain_freed_memory()  # this process only trains: keep freed memory for the next step
     out = registry.train(args.model, args.data, args.out, params=params, overwrite=args.overwrite,
                          log=lambda line: print(line, file=sys.stderr, flush=True))
     import json

@@ -511,7 +511,7 @@ def run_cell(task: CellTask) -> CellOutcome:
     ``"skipped"`` with the message as the reason; any other exception makes it ``"failed"`` with
     the traceback in ``error``. ``KeyboardInterrupt`` propagates.
     """
-    from topiceval.adapters import registry
+    from topiceval.adapters import _common, registry
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     outcome = CellOutcome(task.dataset.name, task.model.name, task.seed, "done", train_key=task.train_key,
@@ -532,7 +532,13 @@ def run_cell(task: CellTask) -> CellOutcome:
                     label_key=task.dataset.label_key, options=options,
                     progress=False,  # the run has its own bar over the cells; an explicit option still wins
                 )
-                registry.train(task.entry.name, task.dataset.path, run_dir, params=params, overwrite=True)
+                # the heap keeps what a training step frees for the next one (a third of a d-scIGM
+                # epoch went to faulting it in again), and gives it back when the cell is trained
+                _common.retain_freed_memory()
+                try:
+                    registry.train(task.entry.name, task.dataset.path, run_dir, params=params, overwrite=True)
+                finally:
+                    _common.trim_heap()
                 outcome.trained = True
             config = json.loads((run_dir / registry.CONFIG_FILE).read_text())
             timings = config["timings"]
