@@ -369,13 +369,24 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim``, or ``None`` where the C library has none (macOS, musl, Windows)."""
+def _glibc() -> Any:
+    """The C library when it is glibc, else ``None`` (macOS, musl, Windows): its heap functions
+    (``malloc_trim``, ``mallopt``) are glibc's; musl's ``mallopt`` does nothing."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        function = libc.malloc_trim
+        libc.gnu_get_libc_version  # noqa: B018 - glibc's own symbol
     except (OSError, AttributeError):
         return None
+    return libc
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or ``None`` where the C library is not glibc."""
+    libc = _glibc()
+    if libc is None:
+        return None
+    function = libc.malloc_trim
     function.argtypes, function.restype = [ctypes.c_size_t], ctypes.c_int
     return function
 
@@ -432,12 +443,10 @@ def retain_freed_memory() -> bool:
     """
     if any(name in os.environ for name in _MALLOC_VARIABLES) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018 - glibc's own symbol: musl has a mallopt that does nothing
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # mallopt takes an int: both values are below 2**31
     return bool(mallopt(_M_TRIM_THRESHOLD, RETAINED_BYTES)) and bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))

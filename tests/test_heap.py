@@ -11,7 +11,7 @@ import pytest
 # Training steps of a dense network of d-scIGM's first widths (5000-1387-1066, 8.4M weights):
 # each step's gradients and activations are freed together, and by default glibc gives the freed
 # top of its heap back and the next step faults it in again, page by page.
-_ROUNDS = """
+_STEPS = """
 import json, resource, sys
 import torch
 from topiceval.adapters import _common
@@ -36,16 +36,16 @@ print(json.dumps({"applied": applied, "faults": resource.getrusage(resource.RUSA
 _PAGES = 10 * (5000 * 1387 + 1387 * 1066) * 4 // 4096
 
 
-def _rounds(mode: str, **env: str) -> dict:
+def _run_steps(mode: str, **env: str) -> dict:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    out = subprocess.run([sys.executable, "-c", _ROUNDS, mode], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-c", _STEPS, mode], capture_output=True, text=True, check=True,
                          env={**environment, **env})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 def test_retained_heap_is_not_faulted_in_again():
-    default, retained = _rounds("default"), _rounds("retain")
+    default, retained = _run_steps("default"), _run_steps("retain")
     assert retained["applied"] is True
     assert default["faults"] > _PAGES // 2  # the default gives it back every step (measured: 135,000)
     assert retained["faults"] < _PAGES // 8  # kept: the steps reuse it (measured: 1 to 5,300)
@@ -53,6 +53,6 @@ def test_retained_heap_is_not_faulted_in_again():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 def test_a_users_own_malloc_setting_is_left_alone():
-    mine = _rounds("retain", MALLOC_TRIM_THRESHOLD_="131072")
+    mine = _run_steps("retain", MALLOC_TRIM_THRESHOLD_="131072")
     assert mine["applied"] is False
     assert mine["faults"] > _PAGES // 2  # glibc's default trimming, as asked
