@@ -53,6 +53,15 @@ for bit, and a resumed fit's are an unbroken one's (both tested). The file is ke
 the prior, the options, the seed and the initial parameters (a stale one is ignored) and removed
 when the fit ends. Without ``checkpoint`` Spectra's own loop runs.
 
+The loss: ``loss="spectra"`` (default) is Spectra's own ``SPECTRA.loss_no_cell_types``;
+``loss="blocked"`` computes the same loss with its genes x genes graph terms one cache-sized block
+of rows at a time (:mod:`topiceval.adapters._spectra_graph`), through topiceval's copy of the
+training loop: the same loss and gradients to float32 rounding (tested against Spectra's and
+autograd's), not bit for bit, so a long fit drifts from Spectra's as far as rounding takes it
+(measured on pollen, 60 epochs: 2e-3 in the topic-gene matrix, where Spectra's own loss on two
+threads ends 3e-2 from itself on one). On 5,000 genes an epoch is 3.5-4x faster
+(``benchmarks/bench_spectra_loss.py``) and holds no genes x genes array but the model's own.
+
 Compatibility: ``scspectra`` 0.2.1 imports ``pkg_resources``, which setuptools 81 and later no
 longer ship, only to locate its data files; when it is missing, a stand-in offering
 ``resource_filename`` (through :mod:`importlib.resources`) is provided for the import only.
@@ -123,12 +132,14 @@ DEFAULTS: dict[str, Any] = {
     "progress": True,  # Spectra's bar over the epochs (stderr); changes no number
     "checkpoint": None,  # a file: the training state is saved there every checkpoint_every epochs, and resumed
     "checkpoint_every": 200,
+    "loss": "spectra",  # "spectra": SPECTRA.loss_no_cell_types; "blocked": its graph terms in row blocks
 }
 #: Options that change no number (not recorded as hyperparameters).
 _RUN_OPTIONS = ("threads", "progress", "checkpoint", "checkpoint_every")
 #: ``SPECTRA_Model.train``'s learning-rate schedule (its default; ``est_spectra`` passes none).
 LR_SCHEDULE = (1.0, 0.5, 0.1, 0.01, 0.001, 0.0001)
 _NORMALIZE = ("auto", "log1p", "none")
+_LOSSES = ("spectra", "blocked")
 
 
 def _import_spectra() -> Any:
@@ -228,8 +239,8 @@ class _Checkpoint:
 
 
 def _resumable_train(model: Any, X: np.ndarray, labels: Any = None, lr_schedule: Any = LR_SCHEDULE,
-                     num_epochs: int = 10_000, verbose: bool = False, *, checkpoint: _Checkpoint, every: int,
-                     progress: bool, record: dict[str, Any]) -> None:
+                     num_epochs: int = 10_000, verbose: bool = False, *, checkpoint: _Checkpoint | None, every: int,
+                     progress: bool, record: dict[str, Any], blocked: bool = False) -> None:
     """``SPECTRA_Model.train`` (scspectra 0.2), step for step, saving its state every ``every`` epochs.
 
     The same operations in the same order: ``zero_grad``, the loss, ``backward``, Adam's step; after
@@ -237,14 +248,27 @@ def _resumable_train(model: Any, X: np.ndarray, labels: Any = None, lr_schedule:
     made anew at the next learning rate, and the fit stops when the schedule is used up. Fills
     ``record`` with the epochs run, the last learning rate, whether the schedule stopped the fit,
     where it resumed and the training seconds spent before (``resumed_fit_s``).
+
+    ``checkpoint=None`` saves nothing. ``blocked=True`` computes Spectra's loss through
+    :func:`topiceval.adapters._spectra_graph.loss_no_cell_types` (the gene-graph terms in row
+    blocks: the same loss and gradients to float32 rounding, not bit for bit).
     """
     import torch
     from tqdm.auto import tqdm
 
     internal = model.internal_model
     schedule = tuple(float(rate) for rate in lr_schedule)
-    checkpoint.bind(internal, X, schedule, num_epochs)
-    state = checkpoint.load()
+    objective = internal.loss_no_cell_types
+    if blocked and not internal.use_cell_types:
+        from topiceval.adapters import _spectra_graph
+
+        graph = _spectra_graph.GeneGraph.from_model(internal)
+        objective = functools.partial(_spectra_graph.loss_no_cell_types, internal, graph=graph)
+        record.update(graph_edges=0 if graph is None else graph.n_edges)
+    state = None
+    if checkpoint is not None:
+        checkpoint.bind(internal, X, schedule, num_epochs)
+        state = checkpoint.load()
     epoch, counter, last = 0, 0, math.inf
     if state is not None:
         internal.load_state_dict(state["model"])
@@ -263,7 +287,7 @@ def _resumable_train(model: Any, X: np.ndarray, labels: Any = None, lr_schedule:
             if internal.use_cell_types:
                 loss = internal.loss(X, labels)
             else:
-                loss = internal.loss_no_cell_types(X)
+                loss = objective(X)
             loss.backward()
             opt.step()
             epoch += 1
@@ -279,7 +303,7 @@ def _resumable_train(model: Any, X: np.ndarray, labels: Any = None, lr_schedule:
                     if verbose:
                         print(f"UPDATING LR TO {schedule[counter // 3]}")
             last = value
-            if epoch % every == 0 and epoch < num_epochs:
+            if checkpoint is not None and epoch % every == 0 and epoch < num_epochs:
                 checkpoint.save({"epoch": epoch, "counter": counter, "last": last, "model": internal.state_dict(),
                                  "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
                                  "seconds": earlier + time.perf_counter() - started})
@@ -292,10 +316,11 @@ def _resumable_train(model: Any, X: np.ndarray, labels: Any = None, lr_schedule:
 
 @contextlib.contextmanager
 def _training_loop(spectra: Any, checkpoint: _Checkpoint | None, every: int, progress: bool,
-                   record: dict[str, Any]) -> Iterator[None]:
-    """Run ``SPECTRA_Model.train`` as :func:`_resumable_train` for the fit only (``checkpoint`` given)."""
+                   record: dict[str, Any], blocked: bool = False) -> Iterator[None]:
+    """Run ``SPECTRA_Model.train`` as :func:`_resumable_train` for the fit only (``checkpoint`` given,
+    or ``blocked``); otherwise Spectra's own loop runs."""
     cls = spectra.Spectra.SPECTRA_Model
-    if checkpoint is None:
+    if checkpoint is None and not blocked:
         yield
         return
     original = cls.train
@@ -303,7 +328,7 @@ def _training_loop(spectra: Any, checkpoint: _Checkpoint | None, every: int, pro
     def train(self: Any, X: np.ndarray, labels: Any = None, lr_schedule: Any = LR_SCHEDULE,
               num_epochs: int = 10_000, verbose: bool = False) -> None:
         _resumable_train(self, X, labels, lr_schedule, num_epochs, verbose, checkpoint=checkpoint, every=every,
-                         progress=progress, record=record)
+                         progress=progress, record=record, blocked=blocked)
 
     cls.train = train
     try:
@@ -347,6 +372,9 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     progress = bool(resolve_progress(options, params.options, params.progress))
     min_gs = check_positive_int(options["min_gs_num"], "min_gs_num", 2)
     every = check_positive_int(options["checkpoint_every"], "checkpoint_every")
+    if options["loss"] not in _LOSSES:
+        raise InputError(f"spectra: loss must be one of {', '.join(_LOSSES)}, got {options['loss']!r}")
+    blocked = options["loss"] == "blocked"
     if options["normalize"] not in _NORMALIZE:
         raise InputError(f"spectra: normalize must be one of {', '.join(_NORMALIZE)}, got {options['normalize']!r}")
     rates = {}
@@ -405,7 +433,7 @@ def train(adata: AnnData, params: TrainParams) -> TrainResult:
     started = time.perf_counter()
     log = io.StringIO()  # Spectra prints its gene-set checks
     with global_seed(params.seed), torch_threads(threads), contextlib.redirect_stdout(log), \
-            _epoch_bar(progress), _training_loop(spectra, checkpoint, every, progress, loop), \
+            _epoch_bar(progress), _training_loop(spectra, checkpoint, every, progress, loop, blocked), \
             warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message="Please import `csr_matrix`", category=DeprecationWarning)

@@ -200,6 +200,129 @@ def test_a_killed_fit_resumes_from_its_checkpoint_to_the_same_numbers(pbmc, tmp_
         run(pbmc, checkpoint=str(path), checkpoint_every=0)
 
 
+def _spectra_model(pbmc, dtype=torch.float32):
+    """A SPECTRA model on the PBMCs' Hallmark graph (Spectra's own construction), its input, and
+    its parameters moved off their initial values so that no gradient is special."""
+    Spectra = spectra._import_spectra()
+    dictionary = _hallmark_dictionary(pbmc)
+    vocab = list(pbmc.var_names)
+    gene2id = {gene: i for i, gene in enumerate(vocab)}
+    adj, weights = Spectra.Spectra_util.process_gene_sets_no_celltypes(dictionary, gene2id, weighted=True)
+    x = np.asarray(pbmc.X.toarray(), dtype=np.float32)
+    with global_seed(3):
+        model = Spectra.Spectra.SPECTRA(x, None, adj, K, weights=weights, lam=0.1, delta=0.001, kappa=None,
+                                        rho=0.001, use_cell_types=False)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(0.5 * torch.randn_like(parameter))
+    model = model.to(dtype)
+    for name in ("adj_matrix", "adj_matrix_1m", "weights", "rho"):
+        setattr(model, name, getattr(model, name).to(dtype))
+    return model, torch.from_numpy(x).to(dtype)
+
+
+def _loss_and_gradients(model, loss):
+    model.zero_grad()
+    value = loss()
+    value.backward()
+    return value.item(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("block", [None, 7])
+def test_blocked_loss_is_spectras_loss_with_its_gradients(pbmc, block):
+    """The graph terms in row blocks: Spectra's loss_no_cell_types and autograd's gradients, to
+    float64 rounding in float64 and to float32 rounding in float32 (Spectra's dtype)."""
+    from topiceval.adapters import _spectra_graph
+
+    for dtype, rtol in ((torch.float64, 1e-10), (torch.float32, 2e-4)):
+        model, x = _spectra_model(pbmc, dtype)
+        graph = _spectra_graph.GeneGraph.from_model(model, block=block)
+        assert graph.symmetric and graph.n_edges == int(model.adj_matrix.count_nonzero())
+        assert len(graph.blocks) == (1 if block is None else -(-pbmc.n_vars // block))
+        theirs, their_grads = _loss_and_gradients(model, lambda: model.loss_no_cell_types(x))
+        ours, our_grads = _loss_and_gradients(model, lambda: _spectra_graph.loss_no_cell_types(model, x, graph))
+        assert ours == pytest.approx(theirs, rel=rtol)
+        assert set(our_grads) == set(their_grads) == {"theta", "alpha", "eta", "gene_scaling", "kappa"}
+        for name, grad in their_grads.items():
+            scale = grad.abs().max().item()
+            assert scale > 0
+            torch.testing.assert_close(our_grads[name], grad, rtol=0, atol=rtol * scale, msg=name)
+
+
+def test_blocked_graph_terms_of_an_asymmetric_graph(pbmc):
+    """The general products (an asymmetric graph, eta not symmetric) against autograd through
+    Spectra's expressions for the two terms."""
+    from topiceval.adapters import _spectra_graph
+
+    rng = np.random.default_rng(5)
+    n, k = 40, 4
+    adj = (rng.random((n, n)) < 0.2).astype(np.float64)
+    np.fill_diagonal(adj, 0.0)
+    weights = rng.random((n, n)) * adj
+    graph = _spectra_graph.GeneGraph(torch.from_numpy(adj), torch.from_numpy(weights),
+                                     torch.from_numpy(1.0 - adj - np.eye(n)), block=6)
+    assert not graph.symmetric
+    theta = torch.softmax(torch.from_numpy(rng.normal(size=(n, k))), dim=1).requires_grad_()
+    eta = torch.sigmoid(torch.from_numpy(rng.normal(size=(k, k)))).requires_grad_()
+    kappa = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    rho = torch.tensor(0.01, dtype=torch.float64, requires_grad=True)
+
+    def spectras():  # term2 + term3 of SPECTRA.loss_no_cell_types, genes x genes
+        mat = theta @ eta @ theta.T
+        adj_t, w_t, adj_1m = torch.from_numpy(adj), torch.from_numpy(weights), torch.from_numpy(1.0 - adj - np.eye(n))
+        term2 = -torch.xlogy(adj_t * w_t, (1.0 - rho) * (1.0 - kappa) * mat + (1.0 - rho) * kappa).sum()
+        term3 = -torch.xlogy(adj_1m, (1.0 - kappa) * (1.0 - rho) * (1.0 - mat) + rho).sum()
+        return term2 + term3
+
+    results = []
+    for loss in (spectras, lambda: _spectra_graph.graph_loss(theta, eta, kappa, rho, graph)):
+        value = loss()
+        results.append((value.item(), torch.autograd.grad(value, (theta, eta, kappa, rho))))
+    (theirs, their_grads), (ours, our_grads) = results
+    assert ours == pytest.approx(theirs, rel=1e-12)
+    for mine, reference in zip(our_grads, their_grads):
+        torch.testing.assert_close(mine, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_gene_graph_rejects_what_spectra_does_not_build():
+    from topiceval.adapters import _spectra_graph
+
+    adj = np.zeros((3, 3))
+    adj[0, 1] = adj[1, 0] = 1.0
+    complement = 1.0 - adj - np.eye(3)
+    as_t = torch.from_numpy
+    with pytest.raises(ValueError, match="0 / 1"):
+        _spectra_graph.GeneGraph(as_t(adj * 0.5), as_t(adj), as_t(complement))
+    with pytest.raises(ValueError, match="diagonal"):
+        _spectra_graph.GeneGraph(as_t(adj + np.eye(3)), as_t(adj), as_t(complement))
+    with pytest.raises(ValueError, match="1 - adj_matrix"):
+        _spectra_graph.GeneGraph(as_t(adj), as_t(adj), as_t(complement * 0.5))
+
+
+def test_blocked_fit_follows_spectras_fit(pbmc, trained):
+    """A fit with loss="blocked" is Spectra's fit to rounding: 300 epochs (three learning-rate
+    drops) end at the same factors (measured: 2e-6 apart, about as far as Spectra's own fit on two
+    threads is from it on one) and top genes; 25 epochs, those of ``trained``, too."""
+    short = run(pbmc, loss="blocked", progress=False)
+    np.testing.assert_allclose(short.outputs.topic_gene, trained.outputs.topic_gene, rtol=0, atol=1e-4)
+    assert short.hyperparameters["loss"] == "blocked" and "loss" not in trained.info
+    assert short.info["graph_edges"] > 0 and short.info["epochs_run"] == EPOCHS
+
+    def fit(**options):
+        return spectra.train(pbmc, TrainParams(n_topics=K, epochs=300, seed=0, options={
+            "gene_sets": "hallmark", "progress": False, **options}))
+
+    theirs, ours = fit(), fit(loss="blocked")
+    assert ours.info["final_lr"] == 0.01 and ours.info["epochs_run"] == 300
+    np.testing.assert_allclose(ours.outputs.topic_gene, theirs.outputs.topic_gene, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(ours.outputs.cell_topic, theirs.outputs.cell_topic, rtol=0, atol=1e-3)
+    # the top genes the metrics read (measured: all the same; a near tie may swap one)
+    tops = [np.argsort(-fit.outputs.topic_gene, axis=1)[:, :10] for fit in (ours, theirs)]
+    assert np.mean([len(set(a) & set(b)) for a, b in zip(*tops)]) >= 9
+    with pytest.raises(InputError, match="loss must be one of"):
+        run(pbmc, loss="dense")
+
+
 def test_counts_are_log_normalised_as_spectra_recommends(pbmc):
     from_counts = run(pbmc, normalize="auto").outputs  # X is log-normalised already: used as is
     raw = spectra.train(pbmc, TrainParams(n_topics=K, epochs=EPOCHS, seed=0, layer="counts",
