@@ -51,7 +51,7 @@ loss did not fall, stopped when the schedule runs out), which saves the whole tr
 every ``checkpoint_every`` epochs and resumes from it. Its numbers are Spectra's own loop's, bit
 for bit, and a resumed fit's are an unbroken one's (both tested). The file is keyed by the data,
 the prior, the options, the seed and the initial parameters (a stale one is ignored) and removed
-when the fit ends. Without ``checkpoint`` Spectra's own loop runs.
+when the fit ends. Without ``checkpoint`` (and with ``loss="spectra"``) Spectra's own loop runs.
 
 The loss: ``loss="spectra"`` (default) is Spectra's own ``SPECTRA.loss_no_cell_types``;
 ``loss="blocked"`` computes the same loss with its genes x genes graph terms one cache-sized block

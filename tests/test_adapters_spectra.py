@@ -163,12 +163,14 @@ def test_resumable_loop_is_spectras_own_loop(pbmc, tmp_path, schedule):
         assert not record["stopped_by_schedule"] and record["epochs_run"] == 300 and record["final_lr"] < 0.1
 
 
-def test_a_killed_fit_resumes_from_its_checkpoint_to_the_same_numbers(pbmc, tmp_path, monkeypatch):
+@pytest.mark.parametrize("loss", ["spectra", "blocked"])
+def test_a_killed_fit_resumes_from_its_checkpoint_to_the_same_numbers(pbmc, tmp_path, monkeypatch, loss):
     epochs = 300
     straight = spectra.train(pbmc, TrainParams(n_topics=K, epochs=epochs, seed=0,
-                                               options={"gene_sets": "hallmark", "progress": False}))
+                                               options={"gene_sets": "hallmark", "progress": False, "loss": loss}))
     path = tmp_path / "ck" / "fit.pt"
-    options = {"gene_sets": "hallmark", "progress": False, "checkpoint": str(path), "checkpoint_every": 50}
+    options = {"gene_sets": "hallmark", "progress": False, "checkpoint": str(path), "checkpoint_every": 50,
+               "loss": loss}
     real_save = spectra._Checkpoint.save
 
     def save_then_die(self, state):
