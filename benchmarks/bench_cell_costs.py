@@ -25,11 +25,9 @@ import argparse
 import os
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
-#: The configuration whose cells are costed: every setting but the number of units comes from it.
-CONFIG = Path(__file__).resolve().parents[1] / "reports" / "paper-setting" / "paper-setting.toml"
+import _paper_setting
 
 #: model -> (default small and large number of units, the unit, where the config sets the units).
 #: cNMF needs some 10 replicates here: with fewer its density filter can leave fewer spectra than
@@ -77,23 +75,12 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    import tempfile
-
-    import anndata
-
     from topiceval.errors import InputError
-    from topiceval.leaderboard.config import DatasetSpec, load_config
-    from topiceval.leaderboard.runner import prepare_dataset
 
-    config = load_config(CONFIG)
-    with tempfile.TemporaryDirectory(prefix="topiceval-bench-") as cache, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepared = prepare_dataset(DatasetSpec(args.dataset), config.n_top_genes, cache)  # the leaderboard's input
-        if prepared.skip_reason:
-            parser.error(f"{args.dataset}: {prepared.skip_reason}")
-        adata = anndata.read_h5ad(prepared.path)
+    config = _paper_setting.load_config()
+    adata = _paper_setting.prepared_dataset(args.dataset, config)  # the leaderboard's input
     print(f"{args.dataset}: {adata.n_obs} cells x {adata.n_vars} genes, {args.threads} thread(s), "
-          f"the settings of {CONFIG.name}")
+          f"the settings of {_paper_setting.CONFIG.name}")
     specs = {spec.name: spec for spec in config.models}
     for model in args.models:
         spec = specs[model]

@@ -27,9 +27,9 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
-CONFIG = Path(__file__).resolve().parents[1] / "reports" / "paper-setting" / "paper-setting.toml"
+import _paper_setting
+
 MODELS = ("dscigm", "spectra")
 
 
@@ -37,26 +37,16 @@ def _child(mode: str, dataset: str, model: str, epochs: tuple[int, int], seed: i
     """Two fits in this process under ``mode`` (``default`` or ``retain``): times and faults."""
     import hashlib
     import importlib
-    import tempfile
 
-    import anndata
     import numpy as np
     import torch
     from topiceval.adapters import _common
 
-    from topiceval.leaderboard.config import DatasetSpec, load_config
-    from topiceval.leaderboard.runner import prepare_dataset
-
     torch.set_num_threads(1)
     applied = _common.retain_freed_memory() if mode == "retain" else False
-    config = load_config(CONFIG)
+    config = _paper_setting.load_config()
     spec = next(s for s in config.models if s.name == model)
-    with tempfile.TemporaryDirectory(prefix="topiceval-bench-") as cache, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepared = prepare_dataset(DatasetSpec(dataset), config.n_top_genes, cache)
-        if prepared.skip_reason:
-            raise SystemExit(f"{dataset}: {prepared.skip_reason}")
-        adata = anndata.read_h5ad(prepared.path)
+    adata = _paper_setting.prepared_dataset(dataset, config)  # the leaderboard's input
     fit = importlib.import_module(f"topiceval.adapters.{model}").fit
     out = {"mode": mode, "applied": applied, "shape": list(adata.shape), "fits": []}
     for n in epochs:
@@ -97,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{mode} heap: the fit failed:\n{done.stderr[-4000:]}")
         runs[mode] = json.loads(done.stdout.strip().splitlines()[-1])
     n_obs, n_vars = runs["default"]["shape"]
-    print(f"{args.model} on {args.dataset} ({n_obs} cells x {n_vars} genes), one thread, the settings of {CONFIG.name}; "
+    print(f"{args.model} on {args.dataset} ({n_obs} cells x {n_vars} genes), one thread, the settings of {_paper_setting.CONFIG.name}; "
           f"{small} and {large} epochs")
     per_epoch = {}
     for mode, run in runs.items():

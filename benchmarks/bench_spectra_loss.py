@@ -28,30 +28,22 @@ import time
 import warnings
 from pathlib import Path
 
-CONFIG = Path(__file__).resolve().parents[1] / "reports" / "paper-setting" / "paper-setting.toml"
+import _paper_setting
+
 LOSSES = ("spectra", "blocked")
 
 
 def _child(loss: str, dataset: str, epochs: tuple[int, int], seed: int, out: str, threads: int) -> None:
     """Two fits with ``loss`` in this process; their times and last topic-gene matrix to ``out``."""
-    import anndata
     import numpy as np
     import torch
     from topiceval.adapters import _common, spectra
 
-    from topiceval.leaderboard.config import DatasetSpec, load_config
-    from topiceval.leaderboard.runner import prepare_dataset
-
     torch.set_num_threads(threads)
     _common.retain_freed_memory()
-    config = load_config(CONFIG)
+    config = _paper_setting.load_config()
     spec = next(s for s in config.models if s.name == "spectra")
-    with tempfile.TemporaryDirectory(prefix="topiceval-bench-") as cache, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepared = prepare_dataset(DatasetSpec(dataset), config.n_top_genes, cache)
-        if prepared.skip_reason:
-            raise SystemExit(f"{dataset}: {prepared.skip_reason}")
-        adata = anndata.read_h5ad(prepared.path)
+    adata = _paper_setting.prepared_dataset(dataset, config)  # the leaderboard's input
     fits = []
     for n in epochs:
         started = time.perf_counter()
@@ -118,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             matrices[loss] = np.load(outs[0])
     n_obs, n_vars = shape
     print(f"Spectra on {args.dataset} ({n_obs} cells x {n_vars} genes), one thread a fit, the settings of "
-          f"{CONFIG.name}; {small} and {large} epochs, {args.side_by_side} fit(s) at once")
+          f"{_paper_setting.CONFIG.name}; {small} and {large} epochs, {args.side_by_side} fit(s) at once")
     for loss in LOSSES:
         print(f"  loss={loss:>7}: {per_epoch[loss]:.3f} s an epoch")
     gap = float(np.max(np.abs(matrices["spectra"] - matrices["blocked"])))
